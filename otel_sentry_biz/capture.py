@@ -1,0 +1,138 @@
+"""Report a handled error or a business-rule violation on the current span.
+
+Both become span events (so any OTel backend sees them); the Sentry bridge turns an
+``exception`` event into a Sentry error and a ``biz.violation`` event into a Sentry issue.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Optional, Union
+
+from opentelemetry import trace
+
+from otel_sentry_biz import attributes as attr
+from otel_sentry_biz.context import current_business
+from otel_sentry_biz.impact import Category, Impact
+
+_logger = logging.getLogger("otel_sentry_biz.capture")
+_tracer = trace.get_tracer("otel_sentry_biz")
+
+#: Attribute of an exception event carrying the Sentry event id we promised the caller.
+EVENT_ID = "sentry.event_id"
+#: Marks an exception event the app handled (reported on purpose, not escaping).
+HANDLED = "biz.handled"
+
+
+def capture_error(
+    exc: BaseException,
+    impact: Optional[Union[Impact, str]] = None,
+    category: Optional[Union[Category, str]] = None,
+    **context: Any,
+) -> Optional[str]:
+    """Report a handled exception with its business impact; return the Sentry event id.
+
+    >>> except PaymentDeclined as exc:
+    ...     biz.capture_error(exc, impact="CRITICAL", category="business_logic", order=order.id)
+
+    Recorded on the current span (or a short ``capture_error`` span when none is recording).
+    ``context`` becomes ``biz.<key>`` attributes of the error. Never raises into the caller:
+    a bad impact or category is logged and the error is still reported, classified by default.
+    """
+    try:
+        event_id = uuid.uuid4().hex
+        extra: dict[str, Any] = {EVENT_ID: event_id, HANDLED: True}
+        extra.update(_judgement(impact, category))
+        extra.update(current_business())
+        extra.update(attr.business_attributes(context))
+        with _recording_span("capture_error") as span:
+            span.record_exception(exc, attributes=extra, escaped=False)
+        return event_id
+    except Exception:
+        _logger.exception("could not capture %r", type(exc).__name__)
+        return None
+
+
+def violation(
+    rule: str,
+    impact: Union[Impact, str],
+    message: str,
+    *,
+    category: Union[Category, str] = Category.BUSINESS_LOGIC,
+    group: Optional[str] = None,
+    risk: Optional[float] = None,
+    **data: Any,
+) -> None:
+    """Report a business-rule violation: it becomes a Sentry issue with a stable fingerprint.
+
+    >>> biz.violation("work_request_limit", "HIGH", "WR-7 total $18,200 exceeds $15,000",
+    ...               group="WR-7", amount=18200.0)
+
+    The fingerprint is (rule, group): every violation of one rule for one group key is one
+    issue. ``data`` becomes ``biz.violation.data.<key>`` attributes; the current business
+    context comes along as ``biz.<key>``, so the issue is tagged with it. Never raises.
+    """
+    try:
+        attributes: dict[str, Any] = dict(current_business())
+        attributes.update(
+            {
+                attr.VIOLATION_RULE: str(rule),
+                attr.VIOLATION_MESSAGE: str(message),
+            }
+        )
+        attributes.update(_violation_judgement(impact, category))
+        if group is not None:
+            attributes[attr.VIOLATION_GROUP] = str(group)
+        if risk is not None:
+            attributes[attr.VIOLATION_RISK] = float(risk)
+        for key, value in data.items():
+            coerced = attr.coerce_value(value)
+            if coerced is not None:
+                attributes[attr.VIOLATION_DATA_PREFIX + key] = coerced
+        with _recording_span(f"violation {rule}") as span:
+            span.add_event(attr.VIOLATION_EVENT, attributes=attributes)
+    except Exception:
+        _logger.exception("could not record violation %r", rule)
+
+
+def violation_attributes(event_attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``data`` of a violation event, without the ``biz.violation.data.`` prefix."""
+    prefix = attr.VIOLATION_DATA_PREFIX
+    return {k[len(prefix) :]: v for k, v in event_attributes.items() if k.startswith(prefix)}
+
+
+@contextmanager
+def _recording_span(name: str) -> Iterator[trace.Span]:
+    span = trace.get_current_span()
+    if span.is_recording():
+        yield span
+        return
+    with _tracer.start_as_current_span(name, record_exception=False) as own:
+        yield own
+
+
+def _judgement(
+    impact: Optional[Union[Impact, str]], category: Optional[Union[Category, str]]
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        if impact is not None:
+            out[attr.IMPACT] = Impact.parse(impact).value
+        if category is not None:
+            out[attr.CATEGORY] = Category.parse(category).value
+    except ValueError as exc:
+        _logger.error("%s; reporting with the default classification", exc)
+    return out
+
+
+def _violation_judgement(
+    impact: Union[Impact, str], category: Union[Category, str]
+) -> dict[str, str]:
+    judged = _judgement(impact, category)
+    return {
+        attr.VIOLATION_IMPACT: judged.get(attr.IMPACT, Impact.MEDIUM.value),
+        attr.VIOLATION_CATEGORY: judged.get(attr.CATEGORY, Category.BUSINESS_LOGIC.value),
+    }

@@ -1,0 +1,128 @@
+"""``configure()``: the one-call way in, building the whole pipeline from settings.
+
+TracerProvider ─► BusinessSpanProcessor ─► BufferedSpanProcessor ─► SentrySpanExporter
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+
+from otel_sentry_biz.classify import ErrorClassifier, rules_from_mapping
+from otel_sentry_biz.config import Settings
+from otel_sentry_biz.context import set_sensitive_keys
+from otel_sentry_biz.processor import BusinessSpanProcessor
+from otel_sentry_biz.rules import Rule
+from otel_sentry_biz.span_buffer import BufferedSpanProcessor
+
+_logger = logging.getLogger("otel_sentry_biz.pipeline")
+
+
+@dataclass
+class Pipeline:
+    """What :func:`configure` built; keep it to flush or shut the pipeline down."""
+
+    settings: Settings
+    tracer_provider: TracerProvider
+    processor: BusinessSpanProcessor
+    exporter: Optional[Any]  # SentrySpanExporter, or None when no DSN is configured
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export and deliver everything buffered; True when it all went out in time."""
+        return self.processor.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Flush and stop the pipeline's threads. Idempotent."""
+        self.processor.shutdown()
+
+
+def configure(
+    *,
+    tracer_provider: Optional[TracerProvider] = None,
+    rules: Sequence[Rule] = (),
+    classifier: Optional[ErrorClassifier] = None,
+    resource: Optional[Mapping[str, Any]] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    **settings: Any,
+) -> Pipeline:
+    """Set up business-aware tracing to Sentry from ``SENTRY_*`` / ``OTEL_SENTRY_BIZ_*``.
+
+    >>> import otel_sentry_biz as biz
+    >>> pipeline = biz.configure(environment="staging")  # SENTRY_DSN from the environment
+
+    Keyword settings (``dsn``, ``environment``, ``traces_sample_rate``, ...) override the
+    variables. An app that already has an SDK ``TracerProvider`` keeps it: the pipeline is added
+    to it. Invalid settings raise :class:`~otel_sentry_biz.config.ConfigError` naming the fix.
+    Without a DSN, business context and judgements still reach your other exporters.
+    """
+    loaded = Settings.load(environ, **settings)
+    if loaded.debug:
+        logging.getLogger("otel_sentry_biz").setLevel(logging.DEBUG)
+    set_sensitive_keys(loaded.sensitive_keys or ())
+    provider = tracer_provider or _provider(loaded, resource)
+    processor, exporter = build_processor(loaded, rules=rules, classifier=classifier)
+    provider.add_span_processor(processor)
+    if exporter is not None:
+        from otel_sentry_biz.sentry.coexistence import link_sentry_sdk
+
+        link_sentry_sdk(provider)
+    return Pipeline(loaded, provider, processor, exporter)
+
+
+def build_processor(
+    settings: Settings,
+    *,
+    rules: Sequence[Rule] = (),
+    classifier: Optional[ErrorClassifier] = None,
+    extra: Sequence[SpanProcessor] = (),
+) -> tuple[BusinessSpanProcessor, Optional[Any]]:
+    """The processor chain for ``settings``: business judgements, then Sentry (and ``extra``)."""
+    exporter = None
+    downstream: list[SpanProcessor] = list(extra)
+    if settings.dsn:
+        from otel_sentry_biz.sentry.exporter import SentrySpanExporter
+
+        exporter = SentrySpanExporter(settings=settings)
+        downstream.insert(
+            0, BufferedSpanProcessor(exporter, max_buffered_spans=settings.max_buffered_spans)
+        )
+    else:
+        _logger.info("SENTRY_DSN is not set: the Sentry bridge is off")
+    if classifier is None:
+        classifier = ErrorClassifier(rules=rules_from_mapping(dict(settings.classification)))
+    next_processor: Optional[SpanProcessor]
+    if len(downstream) == 1:
+        next_processor = downstream[0]
+    elif downstream:
+        from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+
+        fan_out = SynchronousMultiSpanProcessor()
+        for each in downstream:
+            fan_out.add_span_processor(each)
+        next_processor = fan_out
+    else:
+        next_processor = None
+    return BusinessSpanProcessor(next_processor, classifier=classifier, rules=rules), exporter
+
+
+def traces_sampler(settings: Settings) -> Sampler:
+    """Parent-based trace-id ratio: an incoming decision wins, so one trace is all or nothing."""
+    return ParentBased(TraceIdRatioBased(settings.traces_sample_rate))
+
+
+def _provider(settings: Settings, resource: Optional[Mapping[str, Any]]) -> TracerProvider:
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current  # an existing OTel setup: join it rather than replace it
+    provider = TracerProvider(
+        resource=Resource.create(dict(resource or {})), sampler=traces_sampler(settings)
+    )
+    trace.set_tracer_provider(provider)
+    return provider

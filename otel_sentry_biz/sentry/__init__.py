@@ -1,0 +1,1 @@
+"""The Sentry bridge: finished OTel spans in, Sentry envelopes out."""

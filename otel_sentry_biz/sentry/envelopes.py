@@ -1,0 +1,62 @@
+"""Envelopes as Sentry ingests them, built on sentry-sdk's public ``Envelope``/``Item``."""
+
+from __future__ import annotations
+
+import datetime
+import io
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from sentry_sdk.envelope import Envelope, Item, PayloadRef
+
+#: Sentry data categories, as used by rate limits and client reports.
+TRANSACTION = "transaction"
+ERROR = "error"
+
+
+def data_category(event: Mapping[str, Any]) -> str:
+    """The rate-limit / client-report category of an event."""
+    return TRANSACTION if event.get("type") == "transaction" else ERROR
+
+
+def build_envelope(
+    event: dict[str, Any],
+    *,
+    trace_header: Optional[Mapping[str, str]] = None,
+    sent_at: Optional[datetime.datetime] = None,
+) -> Envelope:
+    """One event (transaction or error) in an envelope, with its event id and trace header."""
+    headers: dict[str, Any] = {
+        "event_id": event["event_id"],
+        "sent_at": _iso(sent_at or datetime.datetime.now(datetime.timezone.utc)),
+    }
+    if trace_header:
+        headers["trace"] = dict(trace_header)
+    item_type = "transaction" if event.get("type") == "transaction" else "event"
+    item = Item(payload=PayloadRef(json=event), type=item_type)
+    return Envelope(headers=headers, items=[item])
+
+
+def client_report_envelope(
+    discarded: Mapping[tuple[str, str], int], timestamp: datetime.datetime
+) -> Envelope:
+    """A client report telling Sentry what we dropped, by (reason, category)."""
+    report = {
+        "timestamp": _iso(timestamp),
+        "discarded_events": [
+            {"reason": reason, "category": category, "quantity": quantity}
+            for (reason, category), quantity in sorted(discarded.items())
+            if quantity > 0
+        ],
+    }
+    return Envelope(headers={}, items=[Item(payload=PayloadRef(json=report), type="client_report")])
+
+
+def serialize(envelope: Envelope) -> bytes:
+    out = io.BytesIO()
+    envelope.serialize_into(out)
+    return out.getvalue()
+
+
+def _iso(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,434 @@
+"""Sentry events from a segment: its transaction(s), its errors and its violations.
+
+Pure mapping, no I/O: a :class:`EventFactory` holds the settings and caches (resources,
+tag guard) and turns one :class:`~otel_sentry_biz.sentry.segments.Segment` into event dicts
+exactly as Sentry ingests them (checked against Relay's normalizer in the tests).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import StatusCode
+
+from otel_sentry_biz import attributes as attr
+from otel_sentry_biz.capture import EVENT_ID, HANDLED, violation_attributes
+from otel_sentry_biz.impact import LEVEL_BY_IMPACT, Category, Impact
+from otel_sentry_biz.sentry.ops import SpanNaming, name_span
+from otel_sentry_biz.sentry.segments import Segment
+from otel_sentry_biz.sentry.stacktrace import exception_values
+from otel_sentry_biz.sentry.status import sentry_status
+from otel_sentry_biz.sentry.tags import ResourceInfo, TagMapper, resource_info
+from otel_sentry_biz.version import __version__
+
+SDK_INFO = {"name": "otel-sentry-biz", "version": __version__}
+ORIGIN = "auto.otel.otel_sentry_biz"
+#: Tags every judged error and violation carries, so on-call can filter and alert on them.
+IMPACT_TAG = "business_impact"
+CATEGORY_TAG = "error_category"
+RULE_TAG = "violation_rule"
+#: Attributes that are ours to read, not data worth repeating on every span.
+_INTERNAL_ATTRIBUTES = frozenset({attr.SENTRY_OP, "sentry.name", "sentry.description"})
+_JUDGEMENT_TAG_NAMES = frozenset({IMPACT_TAG, CATEGORY_TAG})
+_JUDGEMENT_TAGS = frozenset(
+    key[len(attr.BIZ_PREFIX) :] for key in (attr.IMPACT, attr.CATEGORY, HANDLED)
+)
+
+
+@dataclass(frozen=True)
+class EventDefaults:
+    """What every event carries unless the resource says otherwise."""
+
+    environment: Optional[str] = None
+    release: Optional[str] = None
+    max_spans: int = 1000
+
+
+class EventFactory:
+    """Build Sentry events from segments. Used from the exporter's single worker thread."""
+
+    def __init__(self, defaults: EventDefaults = EventDefaults(), tags: Optional[TagMapper] = None):
+        self._defaults = defaults
+        self._tags = tags or TagMapper()
+        self._resources: dict[int, tuple[Resource, dict[str, Any]]] = {}
+
+    # -- transactions -------------------------------------------------------------------
+
+    def transactions(self, segment: Segment) -> list[dict[str, Any]]:
+        """The segment as one transaction, or several when it exceeds ``max_spans``."""
+        root = segment.root
+        naming = name_span(root.name, root.kind, root.attributes or {})
+        tags, data = self._split(root.attributes)
+        children = sorted(segment.spans, key=_start)
+        event = self._base(root, _ns(root.end_time))
+        event.update(
+            type="transaction",
+            event_id=_event_id(root.context.trace_id, root.context.span_id),
+            transaction=naming.transaction_name,
+            transaction_info={"source": naming.source},
+            start_timestamp=_ns(root.start_time),
+            tags={**event.get("tags", {}), **tags},
+        )
+        trace_context = self._trace_context(root, naming)
+        if data:
+            trace_context["data"] = data
+        event["contexts"]["trace"] = trace_context
+        judgement = _span_judgement(root)
+        if judgement:
+            event["tags"].update(judgement)
+        limit = self._defaults.max_spans
+        event["spans"] = [self._child(span) for span in children[:limit]]
+        # A request's business context is usually entered below its root span: the
+        # transaction is tagged with what its spans carry, so on-call can search by it.
+        for child in event["spans"]:
+            for key, value in child.get("tags", {}).items():
+                if key not in _JUDGEMENT_TAG_NAMES:
+                    event["tags"].setdefault(key, value)
+        events = [event]
+        for part, start in enumerate(range(limit, len(children), limit), start=2):
+            events.append(self._continuation(event, root, children[start : start + limit], part))
+        if len(events) > 1:
+            total = len(events)
+            for index, each in enumerate(events, start=1):
+                each["tags"]["transaction_part"] = f"{index}/{total}"
+        return events
+
+    def _continuation(
+        self, first: dict[str, Any], root: ReadableSpan, chunk: Sequence[ReadableSpan], part: int
+    ) -> dict[str, Any]:
+        # A transaction may hold at most ``max_spans`` spans: the rest of a big segment goes in
+        # continuation transactions under the same root, one per chunk, in the same trace.
+        span_id = uuid.uuid4().hex[:16]
+        trace_context = dict(
+            first["contexts"]["trace"],
+            span_id=span_id,
+            parent_span_id=_hex_span(root.context.span_id),
+        )
+        trace_context.pop("data", None)
+        return {
+            **first,
+            "event_id": uuid.uuid4().hex,
+            "transaction": first["transaction"],
+            "start_timestamp": _ns(chunk[0].start_time),
+            "timestamp": max(_ns(span.end_time) for span in chunk),
+            "contexts": {**first["contexts"], "trace": trace_context},
+            "tags": dict(first["tags"], transaction_part=str(part)),
+            "spans": [self._child(span) for span in chunk],
+        }
+
+    def _child(self, span: ReadableSpan) -> dict[str, Any]:
+        naming = name_span(span.name, span.kind, span.attributes or {})
+        tags, data = self._split(span.attributes)
+        context = span.context
+        child: dict[str, Any] = {
+            "trace_id": _hex_trace(context.trace_id),
+            "span_id": _hex_span(context.span_id),
+            "parent_span_id": _hex_span(span.parent.span_id) if span.parent else None,
+            "op": naming.op,
+            "description": naming.description,
+            "start_timestamp": _ns(span.start_time),
+            "timestamp": _ns(span.end_time),
+            "status": sentry_status(span.status.status_code, span.attributes or {}),
+            "origin": ORIGIN,
+        }
+        judgement = _span_judgement(span)
+        if judgement:
+            tags.update(judgement)
+        if tags:
+            child["tags"] = tags
+        if data:
+            child["data"] = data
+        return child
+
+    def _trace_context(self, span: ReadableSpan, naming: SpanNaming) -> dict[str, Any]:
+        trace_context: dict[str, Any] = {
+            "trace_id": _hex_trace(span.context.trace_id),
+            "span_id": _hex_span(span.context.span_id),
+            "op": naming.op,
+            "status": sentry_status(span.status.status_code, span.attributes or {}),
+            "origin": ORIGIN,
+            "type": "trace",
+        }
+        if span.parent is not None:
+            trace_context["parent_span_id"] = _hex_span(span.parent.span_id)
+        return trace_context
+
+    # -- errors and violations ----------------------------------------------------------
+
+    def errors(self, segment: Segment) -> list[dict[str, Any]]:
+        """One error event per distinct exception in the segment (nested re-records merged)."""
+        root = segment.root
+        transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
+        root_failed = root.status.status_code is StatusCode.ERROR
+        found: dict[tuple[Any, ...], _Recorded] = {}
+        # Innermost first: spans that end earlier recorded the exception first.
+        for span in sorted([*segment.spans, root], key=_end):
+            for event in span.events:
+                if event.name != attr.EXCEPTION_EVENT:
+                    continue
+                event_attrs = event.attributes or {}
+                values = exception_values(
+                    str(event_attrs.get(attr.EXCEPTION_TYPE, "Exception")),
+                    str(event_attrs.get(attr.EXCEPTION_MESSAGE, "")),
+                    _optional_str(event_attrs.get(attr.EXCEPTION_STACKTRACE)),
+                )
+                key = _identity(values, event_attrs)
+                seen = found.get(key)
+                if seen is None:
+                    found[key] = _Recorded(span, event, values, span)
+                else:
+                    # Keep the innermost span (where it happened) and the longest stack.
+                    seen.outermost = span
+                    if _frame_count(values) > _frame_count(seen.values):
+                        seen.values = values
+        if not found:
+            return []
+        context_tags = self._segment_tags(segment)
+        return [
+            self._error(record, transaction, root_failed, context_tags) for record in found.values()
+        ]
+
+    def _error(
+        self,
+        record: _Recorded,
+        transaction: str,
+        root_failed: bool,
+        context_tags: Mapping[str, str],
+    ) -> dict[str, Any]:
+        span, event_attrs = record.span, record.event.attributes or {}
+        handled = bool(event_attrs.get(HANDLED)) or not (
+            root_failed and _escaped(record.outermost, event_attrs)
+        )
+        values = [dict(value) for value in record.values]
+        values[-1]["mechanism"] = {"type": "otel", "handled": handled}
+        impact = Impact.parse(str(event_attrs.get(attr.IMPACT, Impact.LOW.value)))
+        category = Category.parse(str(event_attrs.get(attr.CATEGORY, "business_logic")))
+        event = self._base(span, _ns(record.event.timestamp))
+        tags, data = self._split(span.attributes)
+        event_tags, event_data = self._split(_event_business(event_attrs))
+        event["tags"].update(tags)
+        event["tags"].update(event_tags)
+        event["tags"].update({IMPACT_TAG: impact.value, CATEGORY_TAG: category.value})
+        for key, value in context_tags.items():
+            event["tags"].setdefault(key, value)
+        naming = name_span(span.name, span.kind, span.attributes or {})
+        event.update(
+            event_id=_valid_event_id(event_attrs.get(EVENT_ID)) or uuid.uuid4().hex,
+            level=LEVEL_BY_IMPACT[impact],
+            exception={"values": values},
+            transaction=transaction,
+        )
+        event["contexts"]["trace"] = self._trace_context(span, naming)
+        if data or event_data:
+            event["contexts"]["span"] = {"name": span.name, "attributes": {**data, **event_data}}
+        return event
+
+    def violations(self, segment: Segment) -> list[dict[str, Any]]:
+        """One Sentry issue event per ``biz.violation`` span event, fingerprinted by rule."""
+        root = segment.root
+        transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
+        found = [
+            (span, event)
+            for span in [root, *segment.spans]
+            for event in span.events
+            if event.name == attr.VIOLATION_EVENT
+        ]
+        if not found:
+            return []
+        context_tags = self._segment_tags(segment)
+        return [self._violation(span, event, transaction, context_tags) for span, event in found]
+
+    def _segment_tags(self, segment: Segment) -> dict[str, str]:
+        """Business tags of every span of the segment (root first): the request's context."""
+        tags: dict[str, str] = {}
+        for span in [segment.root, *segment.spans]:
+            for key, value in self._split(span.attributes)[0].items():
+                tags.setdefault(key, value)
+        return tags
+
+    def _violation(
+        self,
+        span: ReadableSpan,
+        event: Event,
+        transaction: str,
+        context_tags: Mapping[str, str],
+    ) -> dict[str, Any]:
+        event_attrs = event.attributes or {}
+        rule = str(event_attrs.get(attr.VIOLATION_RULE, "unknown"))
+        impact = Impact.parse(str(event_attrs.get(attr.VIOLATION_IMPACT, "MEDIUM")))
+        category = Category.parse(str(event_attrs.get(attr.VIOLATION_CATEGORY, "business_logic")))
+        group = event_attrs.get(attr.VIOLATION_GROUP)
+        message = str(event_attrs.get(attr.VIOLATION_MESSAGE, rule))
+        data = violation_attributes(event_attrs)
+        payload = self._base(span, _ns(event.timestamp))
+        tags, _ = self._split(span.attributes)
+        context_tags, _ = self._split(_event_business(event_attrs))
+        data_tags, _ = self._split({attr.biz_key(k): v for k, v in data.items()})
+        payload["tags"].update(tags)
+        payload["tags"].update(context_tags)
+        payload["tags"].update(data_tags)
+        payload["tags"].update(
+            {IMPACT_TAG: impact.value, CATEGORY_TAG: category.value, RULE_TAG: rule[:200]}
+        )
+        for key, value in context_tags.items():
+            payload["tags"].setdefault(key, value)
+        naming = name_span(span.name, span.kind, span.attributes or {})
+        violation_context: dict[str, Any] = {"rule": rule, "message": message}
+        if group is not None:
+            violation_context["group"] = str(group)
+        if attr.VIOLATION_RISK in event_attrs:
+            violation_context["risk"] = event_attrs[attr.VIOLATION_RISK]
+        if data:
+            violation_context["data"] = self._split({attr.biz_key(k): v for k, v in data.items()})[
+                1
+            ]
+        payload.update(
+            event_id=uuid.uuid4().hex,
+            level=LEVEL_BY_IMPACT[impact],
+            logentry={"formatted": message},
+            fingerprint=["biz-violation", rule, *([str(group)] if group is not None else [])],
+            transaction=transaction,
+        )
+        payload["contexts"]["trace"] = self._trace_context(span, naming)
+        payload["contexts"]["business_violation"] = violation_context
+        return payload
+
+    # -- shared -------------------------------------------------------------------------
+
+    def _base(self, span: ReadableSpan, timestamp: float) -> dict[str, Any]:
+        info = self._resource(span.resource)
+        event: dict[str, Any] = {
+            "platform": "python",
+            "timestamp": timestamp,
+            "sdk": SDK_INFO,
+            "contexts": {name: dict(value) for name, value in info["contexts"].items()},
+            "tags": {},
+        }
+        for key in ("environment", "release", "server_name"):
+            if info.get(key):
+                event[key] = info[key]
+        return event
+
+    def _resource(self, resource: Optional[Resource]) -> dict[str, Any]:
+        cached = self._resources.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        info: ResourceInfo = resource_info(resource.attributes if resource else {})
+        result = {
+            "contexts": info.contexts,
+            "environment": self._defaults.environment or info.environment or "production",
+            "release": self._defaults.release or info.release,
+            "server_name": info.server_name,
+        }
+        if len(self._resources) > 64:
+            self._resources.clear()
+        self._resources[id(resource)] = (resource, result)  # keep resource alive: id stays ours
+        return result
+
+    def _split(
+        self, attributes: Optional[Mapping[str, Any]]
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        if not attributes:
+            return {}, {}
+        tags, data = self._tags.split(attributes)
+        for key in _INTERNAL_ATTRIBUTES.intersection(data):
+            del data[key]
+        for key in _JUDGEMENT_TAGS.intersection(tags):
+            del tags[key]  # shown as business_impact / error_category where they apply
+        return tags, data
+
+
+@dataclass
+class _Recorded:
+    span: ReadableSpan
+    event: Event
+    values: list[dict[str, Any]]
+    outermost: ReadableSpan
+
+
+#: Event attributes that are our judgements or bookkeeping, not business facts to tag.
+_NOT_BUSINESS_FACTS = (attr.IMPACT, attr.CATEGORY, HANDLED, "biz.violation.")
+
+
+def _event_business(event_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The business facts an exception or violation event carries (``biz.*``)."""
+    return {
+        key: value
+        for key, value in event_attrs.items()
+        if key.startswith(attr.BIZ_PREFIX) and not key.startswith(_NOT_BUSINESS_FACTS)
+    }
+
+
+def _span_judgement(span: ReadableSpan) -> dict[str, str]:
+    attributes = span.attributes or {}
+    if span.status.status_code is not StatusCode.ERROR or attr.IMPACT not in attributes:
+        return {}
+    return {
+        IMPACT_TAG: str(attributes[attr.IMPACT]),
+        CATEGORY_TAG: str(attributes.get(attr.CATEGORY, "business_logic")),
+    }
+
+
+def _identity(values: list[dict[str, Any]], event_attrs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Same exception re-recorded by enclosing spans: same type, message and innermost frame."""
+    last = values[-1] if values else {}
+    frames = (last.get("stacktrace") or {}).get("frames") or []
+    origin = frames[-1] if frames else {}
+    return (
+        last.get("type"),
+        last.get("value"),
+        origin.get("abs_path") or origin.get("filename"),
+        origin.get("lineno"),
+        event_attrs.get(EVENT_ID),
+    )
+
+
+def _frame_count(values: list[dict[str, Any]]) -> int:
+    return sum(len((v.get("stacktrace") or {}).get("frames") or []) for v in values)
+
+
+def _escaped(span: ReadableSpan, event_attrs: Mapping[str, Any]) -> bool:
+    """Did the exception leave ``span``? The SDK sets the status from the escaping exception."""
+    if span.status.status_code is not StatusCode.ERROR:
+        return False
+    short_type = str(event_attrs.get(attr.EXCEPTION_TYPE, "")).rsplit(".", 1)[-1]
+    return (span.status.description or "").startswith(short_type)
+
+
+def _optional_str(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+def _valid_event_id(value: Any) -> Optional[str]:
+    text = str(value) if value is not None else ""
+    return text if len(text) == 32 else None
+
+
+def _event_id(trace_id: int, span_id: int) -> str:
+    """Deterministic, so a redelivered transaction is recognised by Sentry as the same event."""
+    return f"{span_id:016x}{trace_id & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def _hex_trace(trace_id: int) -> str:
+    return f"{trace_id:032x}"
+
+
+def _hex_span(span_id: int) -> str:
+    return f"{span_id:016x}"
+
+
+def _ns(value: Optional[int]) -> float:
+    return (value or 0) / 1e9
+
+
+def _start(span: ReadableSpan) -> int:
+    return span.start_time or 0
+
+
+def _end(span: ReadableSpan) -> int:
+    return span.end_time or 0

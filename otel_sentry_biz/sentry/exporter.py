@@ -1,0 +1,177 @@
+"""SentrySpanExporter: finished spans in, Sentry envelopes out (through an outbox).
+
+``export`` only does CPU work — segment assembly, event building, serialization — and puts
+envelopes in an outbox; an :class:`~otel_sentry_biz.sentry.sender.EnvelopeSender` thread
+delivers them. So ``export`` never blocks on the network and never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, Optional
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from sentry_sdk.utils import Dsn
+
+from otel_sentry_biz.config import ConfigError, Settings
+from otel_sentry_biz.sentry import envelopes
+from otel_sentry_biz.sentry.events import EventDefaults, EventFactory
+from otel_sentry_biz.sentry.outbox import MemoryOutbox, Outbox, OutboxEntry
+from otel_sentry_biz.sentry.segments import Segment, SegmentAssembler
+from otel_sentry_biz.sentry.sender import EnvelopeSender
+from otel_sentry_biz.sentry.tags import TagMapper, TagPolicy
+
+_logger = logging.getLogger("otel_sentry_biz.sentry.exporter")
+_MB = 1024 * 1024
+
+
+class SentrySpanExporter(SpanExporter):
+    """Export OTel spans to Sentry as transactions, errors and business issues.
+
+    >>> provider.add_span_processor(BufferedSpanProcessor(SentrySpanExporter(dsn=DSN)))
+
+    Settings not given come from ``SENTRY_*`` / ``OTEL_SENTRY_BIZ_*`` (see
+    ``docs/configuration.md``); a missing or malformed DSN raises
+    :class:`~otel_sentry_biz.config.ConfigError` here, at start-up.
+
+    Threading: ``export`` may be called from any one thread at a time (the SDK's processors
+    serialise it); ``force_flush`` and ``shutdown`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        dsn: Optional[str] = None,
+        *,
+        settings: Optional[Settings] = None,
+        outbox: Optional[Outbox] = None,
+        **overrides: Any,
+    ) -> None:
+        if dsn is not None:
+            overrides["dsn"] = dsn
+        if settings is None:
+            settings = Settings.load(**overrides)
+        elif overrides:
+            settings = Settings.load(**{**_as_arguments(settings), **overrides})
+        if not settings.dsn:
+            raise ConfigError(
+                "SENTRY_DSN is not set: set it (or pass dsn=...) to your project's DSN, "
+                "https://<public_key>@<host>/<project_id>"
+            )
+        self._settings = settings
+        self._public_key = Dsn(settings.dsn).public_key
+        self._factory = EventFactory(
+            EventDefaults(
+                environment=settings.environment,
+                release=settings.release,
+                max_spans=settings.max_spans_per_transaction,
+            ),
+            TagMapper(
+                TagPolicy(allow=settings.tag_allowlist, deny=settings.tag_denylist or frozenset())
+            ),
+        )
+        self._assembler = SegmentAssembler(max_pending_spans=settings.max_buffered_spans)
+        self._outbox = outbox or MemoryOutbox(max_bytes=settings.max_queue_mb * _MB)
+        self._sender = EnvelopeSender(settings.dsn, self._outbox)
+        self._sender.start()
+        self._lock = threading.Lock()
+        self._random = random.Random()
+        self._dropped: Counter[tuple[str, str]] = Counter()
+        self._events = Counter()
+        self._shutdown = False
+
+    # -- SpanExporter -------------------------------------------------------------------
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        with self._lock:
+            try:
+                segments = self._assembler.add(spans)
+            except Exception:
+                _logger.exception("could not group %d spans; they are lost", len(spans))
+                self._dropped[("internal_sdk_error", "span")] += len(spans)
+                return SpanExportResult.FAILURE
+            for segment in segments:
+                self._emit_safely(segment)
+        self._sender.notify()
+        return SpanExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Send what is waiting for its root too, then wait for delivery."""
+        with self._lock:
+            for segment in self._assembler.drain():
+                self._emit_safely(segment)
+        return self._sender.flush(timeout_millis / 1000.0)
+
+    def shutdown(self, timeout_millis: int = 30000) -> None:
+        if self._shutdown:
+            return
+        self.force_flush(timeout_millis)
+        self._shutdown = True
+        self._sender.shutdown(timeout=max(0.1, timeout_millis / 1000.0))
+
+    # -- reporting ----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Events built by kind, drops by (reason, category), queue and delivery state."""
+        return {
+            "events": dict(self._events),
+            "dropped_before_queue": {f"{r}:{c}": n for (r, c), n in self._dropped.items()},
+            "pending_spans": self._assembler.pending_spans,
+            **self._sender.stats(),
+        }
+
+    # -- conversion ---------------------------------------------------------------------
+
+    def _emit_safely(self, segment: Segment) -> None:
+        # One malformed segment must not take the rest of the batch down with it.
+        try:
+            self._emit(segment)
+        except Exception:
+            _logger.exception("could not convert the segment of span %r", segment.root.name)
+            self._dropped[("internal_sdk_error", "span")] += 1 + len(segment.spans)
+
+    def _emit(self, segment: Segment) -> None:
+        for event in self._factory.errors(segment):
+            if self._random.random() >= self._settings.sample_rate:
+                self._dropped[("sample_rate", "error")] += 1
+                continue
+            self._queue(event, "error", segment)
+        for event in self._factory.violations(segment):
+            self._queue(event, "violation", segment)
+        for event in self._factory.transactions(segment):
+            self._queue(event, "transaction", segment)
+
+    def _queue(self, event: dict[str, Any], kind: str, segment: Segment) -> None:
+        envelope = envelopes.build_envelope(event, trace_header=self._trace_header(event, segment))
+        entry = OutboxEntry.new(
+            event_id=event["event_id"],
+            category=envelopes.data_category(event),
+            payload=envelopes.serialize(envelope),
+        )
+        self._events[kind] += 1
+        self._outbox.put(entry)
+
+    def _trace_header(self, event: dict[str, Any], segment: Segment) -> dict[str, str]:
+        # Dynamic-sampling context: lets Sentry's server-side sampling keep whole traces.
+        root = segment.root
+        header = {
+            "trace_id": f"{root.context.trace_id:032x}",
+            "public_key": self._public_key,
+            "sample_rate": str(self._settings.traces_sample_rate),
+            "sampled": "true",
+        }
+        for key in ("environment", "release", "transaction"):
+            if event.get(key):
+                header[key] = str(event[key])
+        return header
+
+
+def _as_arguments(settings: Settings) -> dict[str, Any]:
+    return {k: v for k, v in asdict(settings).items() if v is not None}

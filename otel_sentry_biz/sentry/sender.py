@@ -1,0 +1,253 @@
+"""EnvelopeSender: the background thread that delivers the outbox to Sentry.
+
+Behaviour on each answer (Sentry's ingestion protocol):
+
+* 2xx: delivered (``ack``).
+* 429 or ``X-Sentry-Rate-Limits``: the limited categories pause until their deadline; their
+  entries stay queued and other categories keep flowing.
+* 5xx, connection errors, timeouts: everything waits, with exponential backoff and jitter.
+* other 4xx: Sentry will never take it; dropped with a logged reason and counted.
+
+Drops are reported back to Sentry as client reports. The thread never spins: it sleeps on an
+event until there is work, a backoff or rate limit ends, or a client report is due.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+import urllib3
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from sentry_sdk.consts import EndpointType
+from sentry_sdk.utils import Dsn
+
+from otel_sentry_biz.sentry import envelopes
+from otel_sentry_biz.sentry.outbox import Outbox, OutboxEntry
+from otel_sentry_biz.sentry.ratelimits import RateLimits
+from otel_sentry_biz.version import __version__
+
+_logger = logging.getLogger("otel_sentry_biz.sentry.sender")
+
+SEND_ERROR = "send_error"
+_CLIENT = f"otel-sentry-biz/{__version__}"
+
+
+class EnvelopeSender:
+    """Deliver an outbox's envelopes to the DSN's envelope endpoint from a daemon thread.
+
+    >>> sender = EnvelopeSender(dsn, outbox); sender.start(); sender.notify()
+
+    Threading: ``notify``, ``flush``, ``stats`` and ``shutdown`` may be called from any
+    thread; only the sender's own thread does HTTP, under ``suppress_instrumentation`` so
+    none of it is traced.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        outbox: Outbox,
+        *,
+        timeout: float = 5.0,
+        batch_size: int = 32,
+        compress_level: int = 1,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 60.0,
+        client_report_interval: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        parsed = Dsn(dsn)
+        self._url = parsed.to_auth().get_api_url(EndpointType.ENVELOPE)
+        # The DSN secret is deprecated by Sentry and never needed: it is not sent or logged.
+        self._headers = {
+            "X-Sentry-Auth": (
+                f"Sentry sentry_key={parsed.public_key}, sentry_version=7, sentry_client={_CLIENT}"
+            ),
+            "Content-Type": "application/x-sentry-envelope",
+            "Content-Encoding": "gzip",
+            "User-Agent": _CLIENT,
+        }
+        self._where = f"{parsed.scheme}://{parsed.host}/api/{parsed.project_id}"
+        self._pool = urllib3.connection_from_url(
+            self._url, maxsize=1, retries=False, timeout=urllib3.Timeout(timeout)
+        )
+        self._outbox = outbox
+        self._batch_size = batch_size
+        self._compress_level = compress_level
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._report_interval = client_report_interval
+        self._clock = clock
+        self._limits = RateLimits()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: Optional[threading.Thread] = None
+        self._failures = 0
+        self._backoff_until = 0.0
+        self._last_report = clock()
+        self._sent: Counter[str] = Counter()
+        self._last_success_at: Optional[float] = None
+        self._last_error: Optional[str] = None
+        self._flush_requested = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="otel_sentry_biz.sender", daemon=True
+            )
+            self._thread.start()
+
+    def notify(self) -> None:
+        """New entries are in the outbox."""
+        self._wake.set()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the outbox is empty; True if it emptied within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        self._flush_requested = True
+        self._wake.set()
+        while len(self._outbox) > 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Deliver what can be delivered within ``timeout``, then stop. Idempotent."""
+        if self._stopping:
+            return
+        self.flush(timeout)
+        self._send_client_report(force=True)
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(0.1, timeout))
+        self._pool.close()
+
+    def stats(self) -> dict[str, Any]:
+        now = self._clock()
+        return {
+            "sent": dict(self._sent),
+            "queued": len(self._outbox),
+            "dropped": {f"{r}:{c}": n for (r, c), n in self._outbox.drops().items()},
+            "rate_limited": self._limits.snapshot(now),
+            "backoff_seconds": round(max(0.0, self._backoff_until - now), 3),
+            "last_success_at": self._last_success_at,
+            "last_error": self._last_error,
+        }
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with suppress_instrumentation():
+            while not self._stopping:
+                try:
+                    delay = self._step()
+                except Exception:  # never let the sender die: log, pause, go on
+                    _logger.exception("sender step failed")
+                    delay = 1.0
+                if delay:
+                    self._wake.wait(delay)
+                    self._wake.clear()
+
+    def _step(self) -> float:
+        """Send one batch; return how long to sleep (0 for: go on at once)."""
+        now = self._clock()
+        if now < self._backoff_until:
+            return self._backoff_until - now
+        entries = self._outbox.take(self._batch_size, lambda c: self._limits.is_limited(c, now))
+        if not entries:
+            self._send_client_report(force=self._flush_requested)
+            self._flush_requested = False
+            wait = self._report_interval
+            expiry = self._limits.next_expiry(now)
+            if expiry is not None:
+                wait = min(wait, expiry - now + 0.01)
+            return max(0.01, wait)
+        for index, entry in enumerate(entries):
+            verdict = self._deliver(entry)
+            if verdict != "ok" and verdict != "dropped":
+                self._outbox.release(entries[index:])
+                return 0.0 if verdict == "limited" else self._backoff_until - self._clock()
+        return 0.0
+
+    def _deliver(self, entry: OutboxEntry) -> str:
+        """POST one envelope: "ok", "dropped", "limited" or "retry"."""
+        try:
+            response = self._pool.urlopen(
+                "POST",
+                self._url,
+                body=self._compress(entry.payload),
+                headers=self._headers,
+                preload_content=True,
+                assert_same_host=False,
+            )
+        except Exception as exc:  # connection refused, reset, timeout, ...
+            self._fail(f"{type(exc).__name__} talking to {self._where}")
+            return "retry"
+        now = self._clock()
+        limited = self._limits.update_from_response(response.status, response.headers, now)
+        if 200 <= response.status < 300:
+            self._outbox.ack([entry])
+            self._sent[entry.category] += 1
+            self._failures = 0
+            self._last_success_at = now
+            return "ok"
+        if response.status == 429 or (limited and response.status >= 400):
+            self._last_error = f"rate limited by {self._where} ({response.status})"
+            return "limited"
+        if response.status >= 500:
+            self._fail(f"HTTP {response.status} from {self._where}")
+            return "retry"
+        reason = response.data[:200].decode("utf-8", "replace")
+        _logger.error(
+            "Sentry refused event %s with HTTP %d (%s); it is dropped",
+            entry.event_id,
+            response.status,
+            reason,
+        )
+        self._last_error = f"HTTP {response.status} from {self._where}: {reason}"
+        self._outbox.drop([entry], SEND_ERROR)
+        return "dropped"
+
+    def _fail(self, message: str) -> None:
+        self._failures += 1
+        delay = min(self._backoff_cap, self._backoff_base * 2 ** (self._failures - 1))
+        delay *= random.uniform(0.5, 1.0)  # jitter: a fleet must not retry in lockstep
+        self._backoff_until = self._clock() + delay
+        self._last_error = message
+        if self._failures == 1 or self._failures % 10 == 0:
+            _logger.warning("%s; retrying in %.1f s (attempt %d)", message, delay, self._failures)
+
+    def _compress(self, payload: bytes) -> bytes:
+        return gzip.compress(payload, compresslevel=self._compress_level, mtime=0)
+
+    def _send_client_report(self, *, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._last_report < self._report_interval:
+            return
+        self._last_report = now
+        drops = self._outbox.take_unreported_drops()
+        if not drops:
+            return
+        envelope = envelopes.client_report_envelope(drops, datetime.now(timezone.utc))
+        try:
+            with suppress_instrumentation():  # may run on the thread calling shutdown()
+                self._pool.urlopen(
+                    "POST",
+                    self._url,
+                    body=self._compress(envelopes.serialize(envelope)),
+                    headers=self._headers,
+                    preload_content=True,
+                    assert_same_host=False,
+                )
+        except Exception as exc:
+            _logger.debug("client report not delivered: %s", type(exc).__name__)

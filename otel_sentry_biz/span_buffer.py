@@ -1,0 +1,169 @@
+"""BufferedSpanProcessor: hand finished spans to an exporter from a background thread.
+
+The SDK's ``BatchSpanProcessor`` caps its queue at 2,048 spans and drops the rest when an app
+produces spans faster than one export cycle; a request burst loses most of its traces. Here
+the app thread only appends to a deque (no lock, no wake-up per span) within a budget of
+``max_buffered_spans``; the worker drains it in batches. Beyond the budget spans are dropped
+and counted, never blocking the app.
+
+The worker is *polite*: in CPython it competes with the app for the GIL, so while the app
+keeps producing spans it works at most ``busy_duty_cycle`` of the time (sleeping between
+batches) and catches up at full speed as soon as the app pauses, when the buffer passes
+three quarters of its budget, and on flush. Measured by ``benchmarks/pipeline_overhead.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+
+_logger = logging.getLogger("otel_sentry_biz.span_buffer")
+
+
+class BufferedSpanProcessor(SpanProcessor):
+    """Buffer ended spans and export them in batches from one daemon thread.
+
+    >>> provider.add_span_processor(BufferedSpanProcessor(SentrySpanExporter()))
+
+    Threading: ``on_end`` runs on the app thread and only appends to a deque; ``export`` is
+    only ever called from the worker thread or from ``force_flush``/``shutdown`` under a lock.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        max_buffered_spans: int = 100_000,
+        batch_size: int = 512,
+        schedule_delay_millis: float = 1000.0,
+        busy_duty_cycle: float = 0.25,
+    ) -> None:
+        if max_buffered_spans <= 0 or batch_size <= 0 or schedule_delay_millis <= 0:
+            raise ValueError(
+                "max_buffered_spans, batch_size and schedule_delay_millis must be positive"
+            )
+        if not 0.0 < busy_duty_cycle <= 1.0:
+            raise ValueError("busy_duty_cycle must be in (0, 1]")
+        self._rest_ratio = (1.0 - busy_duty_cycle) / busy_duty_cycle
+        self._urgent = max_buffered_spans * 3 // 4
+        self._exporter = exporter
+        self._max = max_buffered_spans
+        self._batch_size = batch_size
+        self._delay = schedule_delay_millis / 1000.0
+        self._buffer: deque[ReadableSpan] = deque()
+        self._dropped = 0
+        self._shutdown = False
+        self._arrived_during_export = False
+        self._export_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._start_worker()
+        if hasattr(os, "register_at_fork"):
+            weak_self = weakref.ref(self)
+
+            def _after_fork_in_child() -> None:
+                processor = weak_self()
+                if processor is not None:
+                    processor._reinit_after_fork()
+
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+
+    @property
+    def dropped_spans(self) -> int:
+        """Spans dropped because the buffer was over budget."""
+        return self._dropped
+
+    @property
+    def buffered_spans(self) -> int:
+        return len(self._buffer)
+
+    def on_start(self, span: Span, parent_context: object = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        buffer = self._buffer
+        if len(buffer) >= self._max or self._shutdown:
+            self._dropped += 1  # racy increment is fine: it is a statistic, read for reports
+            if self._dropped == 1 or self._dropped % 10_000 == 0:
+                _logger.warning(
+                    "span buffer over its budget of %d spans: %d spans dropped so far "
+                    "(raise OTEL_SENTRY_BIZ_MAX_BUFFERED_SPANS)",
+                    self._max,
+                    self._dropped,
+                )
+            return
+        buffer.append(span)
+        # Wake the worker once per batch crossing, not per span (Event.set takes a lock).
+        if len(buffer) == self._batch_size:
+            self._wake.set()
+
+    def _start_worker(self) -> None:
+        self._worker = threading.Thread(
+            target=self._run, name="otel_sentry_biz.span_buffer", daemon=True
+        )
+        self._worker.start()
+
+    def _reinit_after_fork(self) -> None:
+        self._buffer = deque()
+        self._export_lock = threading.Lock()
+        self._wake = threading.Event()
+        if not self._shutdown:
+            self._start_worker()
+
+    def _run(self) -> None:
+        while not self._shutdown:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            self._export_all(polite=True)
+        self._export_all()
+
+    def _export_all(self, polite: bool = False) -> None:
+        buffer = self._buffer
+        while buffer and not (polite and self._shutdown):
+            with self._export_lock:
+                started = time.perf_counter()
+                self._export_batch(buffer)
+                spent = time.perf_counter() - started
+            if polite and self._app_is_busy(buffer):
+                # Sleeping releases the GIL: the app runs at full speed meanwhile.
+                time.sleep(spent * self._rest_ratio)
+
+    def _app_is_busy(self, buffer: deque[ReadableSpan]) -> bool:
+        # Spans arrived while we exported, and we are not close to the budget.
+        return self._arrived_during_export and len(buffer) < self._urgent
+
+    def _export_batch(self, buffer: deque[ReadableSpan]) -> None:
+        before = len(buffer)
+        count = min(self._batch_size, before)
+        batch = [buffer.popleft() for _ in range(count)]
+        try:
+            # The exporter's own work (HTTP to Sentry) must never produce spans.
+            with suppress_instrumentation():
+                self._exporter.export(batch)
+        except Exception:
+            _logger.exception("exporter failed on a batch of %d spans", count)
+        self._arrived_during_export = len(buffer) > before - count
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self._shutdown:
+            return False
+        deadline = time.monotonic() + timeout_millis / 1000.0
+        self._export_all()
+        remaining = max(0, int((deadline - time.monotonic()) * 1000))
+        return bool(self._exporter.force_flush(remaining))
+
+    def shutdown(self) -> None:
+        if self._shutdown:
+            return
+        self._shutdown = True
+        self._wake.set()
+        self._worker.join(timeout=30)
+        self._export_all()
+        self._exporter.shutdown()
