@@ -6,10 +6,11 @@ the app thread only appends to a deque (no lock, no wake-up per span) within a b
 ``max_buffered_spans``; the worker drains it in batches. Beyond the budget spans are dropped
 and counted, never blocking the app.
 
-The worker is *polite*: in CPython it competes with the app for the GIL, so while the app
-keeps producing spans it works at most ``busy_duty_cycle`` of the time (sleeping between
-batches) and catches up at full speed as soon as the app pauses, when the buffer passes
-three quarters of its budget, and on flush. Measured by ``benchmarks/pipeline_overhead.py``.
+The worker is *polite*: in CPython it competes with the app for the GIL, so it works in
+small batches and rests between them as the process's :class:`~otel_sentry_biz.pacer.Pacer`
+says: at most a quarter of the time while the app keeps producing spans, at full speed as soon
+as the app pauses, when the buffer passes three quarters of its budget, and on flush.
+Measured by ``benchmarks/pipeline_overhead.py``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import threading
 import time
 import weakref
 from collections import deque
+from typing import Optional
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
+
+from otel_sentry_biz.pacer import Pacer, shared_pacer
 
 _logger = logging.getLogger("otel_sentry_biz.span_buffer")
 
@@ -41,18 +45,17 @@ class BufferedSpanProcessor(SpanProcessor):
         self,
         exporter: SpanExporter,
         *,
-        max_buffered_spans: int = 100_000,
-        batch_size: int = 512,
+        max_buffered_spans: int = 20_000,
+        batch_size: int = 64,
         schedule_delay_millis: float = 1000.0,
-        busy_duty_cycle: float = 0.25,
+        pacer: Optional[Pacer] = None,
     ) -> None:
         if max_buffered_spans <= 0 or batch_size <= 0 or schedule_delay_millis <= 0:
             raise ValueError(
                 "max_buffered_spans, batch_size and schedule_delay_millis must be positive"
             )
-        if not 0.0 < busy_duty_cycle <= 1.0:
-            raise ValueError("busy_duty_cycle must be in (0, 1]")
-        self._rest_ratio = (1.0 - busy_duty_cycle) / busy_duty_cycle
+        # Small batches: the worker holds the GIL for one batch at a time (~3 ms here).
+        self._pacer = pacer or shared_pacer()
         self._urgent = max_buffered_spans * 3 // 4
         self._exporter = exporter
         self._max = max_buffered_spans
@@ -61,7 +64,6 @@ class BufferedSpanProcessor(SpanProcessor):
         self._buffer: deque[ReadableSpan] = deque()
         self._dropped = 0
         self._shutdown = False
-        self._arrived_during_export = False
         self._export_lock = threading.Lock()
         self._wake = threading.Event()
         self._start_worker()
@@ -100,6 +102,7 @@ class BufferedSpanProcessor(SpanProcessor):
                 )
             return
         buffer.append(span)
+        self._pacer.arrivals += 1
         # Wake the worker once per batch crossing, not per span (Event.set takes a lock).
         if len(buffer) == self._batch_size:
             self._wake.set()
@@ -128,20 +131,14 @@ class BufferedSpanProcessor(SpanProcessor):
         buffer = self._buffer
         while buffer and not (polite and self._shutdown):
             with self._export_lock:
-                started = time.perf_counter()
+                started = time.thread_time()
                 self._export_batch(buffer)
-                spent = time.perf_counter() - started
-            if polite and self._app_is_busy(buffer):
-                # Sleeping releases the GIL: the app runs at full speed meanwhile.
-                time.sleep(spent * self._rest_ratio)
-
-    def _app_is_busy(self, buffer: deque[ReadableSpan]) -> bool:
-        # Spans arrived while we exported, and we are not close to the budget.
-        return self._arrived_during_export and len(buffer) < self._urgent
+                spent = time.thread_time() - started
+            if polite:
+                self._pacer.rest(spent, urgent=len(buffer) >= self._urgent)
 
     def _export_batch(self, buffer: deque[ReadableSpan]) -> None:
-        before = len(buffer)
-        count = min(self._batch_size, before)
+        count = min(self._batch_size, len(buffer))
         batch = [buffer.popleft() for _ in range(count)]
         try:
             # The exporter's own work (HTTP to Sentry) must never produce spans.
@@ -149,7 +146,6 @@ class BufferedSpanProcessor(SpanProcessor):
                 self._exporter.export(batch)
         except Exception:
             _logger.exception("exporter failed on a batch of %d spans", count)
-        self._arrived_during_export = len(buffer) > before - count
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         if self._shutdown:

@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_sentry_biz import BufferedSpanProcessor
+from otel_sentry_biz.pacer import Pacer
 
 
 class Collecting(SpanExporter):
@@ -94,5 +95,5 @@ def test_shutdown_exports_the_rest_and_is_idempotent():
 def test_invalid_arguments_name_the_problem():
     with pytest.raises(ValueError, match="must be positive"):
         BufferedSpanProcessor(Collecting(), max_buffered_spans=0)
-    with pytest.raises(ValueError, match="busy_duty_cycle"):
-        BufferedSpanProcessor(Collecting(), busy_duty_cycle=0)
+    with pytest.raises(ValueError, match="duty_cycle"):
+        Pacer(duty_cycle=0)

@@ -25,11 +25,15 @@ def build_envelope(
     trace_header: Optional[Mapping[str, str]] = None,
     sent_at: Optional[datetime.datetime] = None,
 ) -> Envelope:
-    """One event (transaction or error) in an envelope, with its event id and trace header."""
-    headers: dict[str, Any] = {
-        "event_id": event["event_id"],
-        "sent_at": _iso(sent_at or datetime.datetime.now(datetime.timezone.utc)),
-    }
+    """One event (transaction or error) in an envelope, with its event id and trace header.
+
+    ``sent_at`` is left out unless given: Relay corrects event timestamps by the difference
+    between it and the time of arrival, and an envelope built now may be sent much later
+    (after an outage, from the outbox), which would shift its timestamps wrongly.
+    """
+    headers: dict[str, Any] = {"event_id": event["event_id"]}
+    if sent_at is not None:
+        headers["sent_at"] = _iso(sent_at)
     if trace_header:
         headers["trace"] = dict(trace_header)
     item_type = "transaction" if event.get("type") == "transaction" else "event"

@@ -122,8 +122,10 @@ class EventFactory:
         }
 
     def _child(self, span: ReadableSpan) -> dict[str, Any]:
-        naming = name_span(span.name, span.kind, span.attributes or {})
-        tags, data = self._split(span.attributes)
+        # One plain copy: every read of span.attributes goes through the SDK's locked mapping.
+        attributes = dict(span.attributes) if span.attributes else {}
+        naming = name_span(span.name, span.kind, attributes)
+        tags, data = self._split(attributes)
         context = span.context
         child: dict[str, Any] = {
             "trace_id": _hex_trace(context.trace_id),
@@ -133,10 +135,10 @@ class EventFactory:
             "description": naming.description,
             "start_timestamp": _ns(span.start_time),
             "timestamp": _ns(span.end_time),
-            "status": sentry_status(span.status.status_code, span.attributes or {}),
+            "status": sentry_status(span.status.status_code, attributes),
             "origin": ORIGIN,
         }
-        judgement = _span_judgement(span)
+        judgement = _span_judgement(span, attributes)
         if judgement:
             tags.update(judgement)
         if tags:
@@ -364,8 +366,11 @@ def _event_business(event_attrs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _span_judgement(span: ReadableSpan) -> dict[str, str]:
-    attributes = span.attributes or {}
+def _span_judgement(
+    span: ReadableSpan, attributes: Optional[Mapping[str, Any]] = None
+) -> dict[str, str]:
+    if attributes is None:
+        attributes = span.attributes or {}
     if span.status.status_code is not StatusCode.ERROR or attr.IMPACT not in attributes:
         return {}
     return {

@@ -279,6 +279,12 @@ def resource_info(resource_attributes: Mapping[str, Any]) -> ResourceInfo:
 
 def json_safe(value: Any, _depth: int = 0) -> Any:
     """``value`` as something JSON and Relay keep as is (see the module constants)."""
+    kind = type(value)
+    # Fast paths for what span attributes almost always hold (called for every attribute).
+    if kind is str and value.isascii():
+        return value
+    if kind is int and MIN_JSON_INT <= value <= MAX_JSON_INT:
+        return value
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
