@@ -257,10 +257,11 @@ VARIABLES: tuple[Variable, ...] = (
         "max_buffered_spans",
         "OTEL_SENTRY_BIZ_MAX_BUFFERED_SPANS",
         _positive_int,
-        100_000,
-        "Finished spans held in memory while waiting to be converted (the memory budget "
-        "of the span buffer; beyond it spans are dropped and counted).",
-        "use a positive integer such as 100000",
+        30_000,
+        "Finished spans held in memory while waiting to be converted: the span buffer's "
+        "memory budget (a typical span takes about 2.5 KB; from three quarters full the "
+        "buffer is drained at full speed, beyond it spans are dropped and counted).",
+        "use a positive integer such as 30000",
     ),
     Variable(
         "max_queue_mb",

@@ -45,7 +45,7 @@ class BufferedSpanProcessor(SpanProcessor):
         self,
         exporter: SpanExporter,
         *,
-        max_buffered_spans: int = 20_000,
+        max_buffered_spans: int = 30_000,
         batch_size: int = 64,
         schedule_delay_millis: float = 1000.0,
         pacer: Optional[Pacer] = None,
