@@ -8,8 +8,10 @@ It speaks the ingestion protocol the way Sentry does: envelopes POSTed to
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import socket
 import threading
 import time
 import uuid
@@ -58,6 +60,8 @@ class LocalReceiver:
         self._lock = threading.Condition()
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
+        self._connections: set[socket.socket] = set()
+        self._stored = 0
         self.requests = 0
         self.rejected = 0
 
@@ -79,6 +83,13 @@ class LocalReceiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        # Keep-alive connections outlive the listening socket: close them too, or a client
+        # holding one would go on delivering to a receiver that is "stopped".
+        with self._lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> LocalReceiver:
         return self.start()
@@ -111,8 +122,11 @@ class LocalReceiver:
         return out
 
     def client_reports(self) -> list[dict[str, Any]]:
+        # sentry-sdk parses only event and transaction payloads: the rest arrive as bytes.
         return [
             item.payload.json
+            if item.payload.json is not None
+            else json.loads(item.payload.get_bytes())
             for envelope in self.envelopes
             for item in envelope.items
             if item.type == "client_report"
@@ -162,7 +176,8 @@ class LocalReceiver:
             self._envelopes.append(envelope)
             if self._store_dir is not None:
                 self._store_dir.mkdir(parents=True, exist_ok=True)
-                name = f"{len(self._envelopes):06d}.envelope"
+                self._stored += 1  # not len(envelopes): clear() must not reuse file names
+                name = f"{self._stored:06d}.envelope"
                 (self._store_dir / name).write_bytes(raw)
             self._lock.notify_all()
 
@@ -170,6 +185,19 @@ class LocalReceiver:
 def _handler_for(receiver: LocalReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Sentry's ingestion does
+        # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and
+        # the client's delayed ACK add ~40 ms to every answer.
+        disable_nagle_algorithm = True
+
+        def setup(self) -> None:
+            super().setup()
+            with receiver._lock:
+                receiver._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with receiver._lock:
+                receiver._connections.discard(self.connection)
+            super().finish()
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # quiet: tests and the demo read the receiver, not its access log
@@ -189,7 +217,7 @@ def _handler_for(receiver: LocalReceiver) -> type[BaseHTTPRequestHandler]:
             scripted = receiver._next_response()
             if scripted.delay:
                 time.sleep(scripted.delay)
-            if scripted.status != 200:
+            if not 200 <= scripted.status < 300:
                 return self._answer(scripted.status, {"detail": "scripted"}, scripted.headers)
             try:
                 raw = _decode(body, self.headers.get("Content-Encoding", ""))
@@ -201,7 +229,8 @@ def _handler_for(receiver: LocalReceiver) -> type[BaseHTTPRequestHandler]:
                 return self._answer(400, {"detail": f"bad envelope: {type(exc).__name__}"})
             receiver._keep(envelope, raw)
             event_id = (envelope.headers or {}).get("event_id") or uuid.uuid4().hex
-            return self._answer(200, {"id": event_id})
+            # A scripted 2xx keeps its headers: Sentry sends X-Sentry-Rate-Limits on a 200 too.
+            return self._answer(scripted.status, {"id": event_id}, scripted.headers)
 
         def _authorized(self, query: str) -> bool:
             auth = self.headers.get("X-Sentry-Auth", "")

@@ -96,6 +96,9 @@ class MemoryOutbox:
         size = len(entry.payload)
         kept_all = True
         with self._lock:
+            if size > self._max_bytes:  # can never fit: evicting the others would not help
+                self._count(QUEUE_OVERFLOW, entry.category)
+                return False
             while self._errors or self._transactions or self._leased:
                 if len(self) < self._max_items and self._bytes + size <= self._max_bytes:
                     break

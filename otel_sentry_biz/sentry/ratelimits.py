@@ -7,7 +7,9 @@ every category. ``now`` is injectable so every case is tested without a clock or
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import math
 import threading
 from collections.abc import Mapping
 from typing import Optional
@@ -24,15 +26,19 @@ def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
         pass
+    else:  # "inf" and "nan" are no delays: an endless pause would silence us until restart
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         parsed = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
     if parsed is None:
         return None
+    if parsed.tzinfo is None:  # the asctime form carries no zone: HTTP dates are GMT
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
     return max(0.0, parsed.timestamp() - now)
 
 
@@ -50,7 +56,7 @@ def parse_rate_limits(value: Optional[str], now: float) -> dict[Optional[str], f
             retry_after = float(parts[0])
         except ValueError:
             continue
-        if retry_after < 0:
+        if not math.isfinite(retry_after) or retry_after < 0:
             continue
         categories = parts[1].split(";") if len(parts) > 1 else [""]
         deadline = now + retry_after
@@ -81,6 +87,12 @@ class RateLimits:
                 if deadline > self._deadlines.get(key, 0.0):
                     self._deadlines[key] = deadline
         return True
+
+    def limit(self, category: Optional[str], until: float) -> None:
+        """Pause ``category`` (None: every category) until ``until``, unless already longer."""
+        with self._lock:
+            if until > self._deadlines.get(category, 0.0):
+                self._deadlines[category] = until
 
     def is_limited(self, category: str, now: float) -> bool:
         with self._lock:

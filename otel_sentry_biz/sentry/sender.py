@@ -31,7 +31,7 @@ from otel_sentry_biz.pacer import Pacer, shared_pacer
 from otel_sentry_biz.sentry import envelopes
 from otel_sentry_biz.sentry.connection import EnvelopeConnection
 from otel_sentry_biz.sentry.outbox import Outbox, OutboxEntry
-from otel_sentry_biz.sentry.ratelimits import RateLimits
+from otel_sentry_biz.sentry.ratelimits import DEFAULT_RETRY_AFTER, RateLimits, parse_retry_after
 from otel_sentry_biz.version import __version__
 
 _logger = logging.getLogger("otel_sentry_biz.sentry.sender")
@@ -75,7 +75,7 @@ class EnvelopeSender:
             "Content-Type": "application/x-sentry-envelope",
             "User-Agent": _CLIENT,
         }
-        self._where = f"{parsed.scheme}://{parsed.host}/api/{parsed.project_id}"
+        self._where = f"{parsed.scheme}://{parsed.netloc}/api/{parsed.project_id}"
         self._connection = EnvelopeConnection(self._url, headers, timeout=timeout)
         # The sender thread owns the connection; shutdown() may still use it from another.
         self._connection_lock = threading.Lock()
@@ -96,6 +96,7 @@ class EnvelopeSender:
         self._backoff_until = 0.0
         self._last_report = clock()
         self._sent: Counter[str] = Counter()
+        self._unreported: Counter[tuple[str, str]] = Counter()
         self._last_success_at: Optional[float] = None
         self._last_error: Optional[str] = None
         self._flush_requested = False
@@ -205,6 +206,12 @@ class EnvelopeSender:
             return "ok"
         if response.status == 429 or (limited and response.status >= 400):
             self._last_error = f"rate limited by {self._where} ({response.status})"
+            if not self._limits.is_limited(entry.category, now):
+                # Refused, yet the limits it sent name other categories only: pause this
+                # one too (Retry-After, else Sentry's default), or we would resend at once.
+                retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+                wait = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
+                self._limits.limit(entry.category, now + wait)
             return "limited"
         if response.status >= 500:
             self._fail(f"HTTP {response.status} from {self._where}")
@@ -241,14 +248,21 @@ class EnvelopeSender:
         if not force and now - self._last_report < self._report_interval:
             return
         self._last_report = now
-        drops = self._outbox.take_unreported_drops()
-        if not drops:
+        # Counts stay ours until Sentry took the report: a failed POST must not lose them.
+        self._unreported.update(self._outbox.take_unreported_drops())
+        if not self._unreported:
             return
-        envelope = envelopes.client_report_envelope(drops, datetime.now(timezone.utc))
+        envelope = envelopes.client_report_envelope(self._unreported, datetime.now(timezone.utc))
         try:
             with suppress_instrumentation():  # may run on the thread calling shutdown()
                 body, encoding = self._encode(envelopes.serialize(envelope))
                 with self._connection_lock:
-                    self._connection.post(body, content_encoding=encoding)
+                    answer = self._connection.post(body, content_encoding=encoding)
         except Exception as exc:
             _logger.debug("client report not delivered: %s", type(exc).__name__)
+            return
+        if 200 <= answer.status < 300:
+            self._unreported.clear()
+        elif 400 <= answer.status < 500 and answer.status != 429:
+            _logger.debug("client report refused with HTTP %d", answer.status)
+            self._unreported.clear()  # it would be refused again
