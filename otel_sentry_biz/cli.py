@@ -16,8 +16,9 @@ DESCRIPTION = """\
 Business-aware monitoring for OpenTelemetry, with a Sentry bridge.
 
 Commands:
-  demo    run a billing workload through the whole pipeline and show what Sentry receives
-          (a local receiver on 127.0.0.1 unless SENTRY_DSN or --dsn is given)
+  demo         run a billing workload through the whole pipeline and show what Sentry
+               receives (a local receiver on 127.0.0.1 unless SENTRY_DSN or --dsn is given)
+  rules check  validate rules files (or shipped sets such as "billing") and list every problem
 
 Configuration comes from SENTRY_* and OTEL_SENTRY_BIZ_* variables; see docs/configuration.md.
 """
@@ -45,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for delivery (default 30)"
     )
+    rules = commands.add_parser(
+        "rules",
+        help="work with business rules files",
+        description="Work with business rules files (see docs/rules.md).",
+    )
+    rules_commands = rules.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
+    rules_commands.required = True
+    check = rules_commands.add_parser(
+        "check",
+        help="validate rules files and list every problem",
+        description="Validate rules files or shipped rule sets; exit 1 when any has a problem.",
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", help="a rules file or a set name")
     return parser
 
 
@@ -60,6 +74,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from otel_sentry_biz.demo import run_demo
 
             return run_demo(args.dsn, timeout=args.timeout)
+        if args.command == "rules":
+            from otel_sentry_biz.rules.command import check_command
+
+            return check_command(args.files)
     except ConfigError as exc:
         print(f"otel-sentry-biz: configuration error: {exc}", file=sys.stderr)
         return 2

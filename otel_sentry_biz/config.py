@@ -271,7 +271,34 @@ VARIABLES: tuple[Variable, ...] = (
         "Megabytes of encoded envelopes held while Sentry is slow or unreachable.",
         "use a positive integer such as 64",
     ),
+    Variable(
+        "rules",
+        "OTEL_SENTRY_BIZ_RULES",
+        lambda text: _rules(text),
+        None,
+        "Business rules: rules files and shipped rule sets, comma-separated (e.g. "
+        "billing,/etc/app/rules.toml). Validated at start-up; see docs/rules.md.",
+        "fix the problems listed, or check a file with: otel-sentry-biz rules check FILE",
+    ),
+    Variable(
+        "rules_state",
+        "OTEL_SENTRY_BIZ_RULES_STATE",
+        _text,
+        None,
+        "Where windowed rules keep their counts: memory:// (one process), "
+        "sqlite:////path/state.db (processes on one host), redis://host:6379/0 (a fleet). "
+        "Unset: the rules file's own state setting, else memory://.",
+        "use memory://, sqlite:////path/state.db or redis://127.0.0.1:6379/0",
+    ),
 )
+
+
+def _rules(text: str) -> Optional[str]:
+    # Imported here: the rules package itself imports ConfigError from this module.
+    from otel_sentry_biz.rules.loader import validate_rules_setting
+
+    return validate_rules_setting(text)
+
 
 _BY_FIELD = {variable.field: variable for variable in VARIABLES}
 
@@ -298,6 +325,8 @@ class Settings:
     max_spans_per_transaction: int
     max_buffered_spans: int
     max_queue_mb: int
+    rules: Optional[str]
+    rules_state: Optional[str]
 
     @classmethod
     def load(cls, environ: Optional[Mapping[str, str]] = None, **arguments: Any) -> Settings:

@@ -39,7 +39,7 @@ class Pipeline:
         return self.processor.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
-        """Flush and stop the pipeline's threads. Idempotent."""
+        """Flush and stop the pipeline's threads, close the rules' state. Idempotent."""
         self.processor.shutdown()
 
 
@@ -76,6 +76,15 @@ def configure(
     return Pipeline(loaded, provider, processor, exporter)
 
 
+def load_rules(settings: Settings) -> Optional[Rule]:
+    """The rule set named by ``OTEL_SENTRY_BIZ_RULES`` (None when unset), on its state store."""
+    if not settings.rules:
+        return None
+    from otel_sentry_biz.rules.loader import rules_from_setting
+
+    return rules_from_setting(settings.rules, state=settings.rules_state)
+
+
 def build_processor(
     settings: Settings,
     *,
@@ -83,7 +92,14 @@ def build_processor(
     classifier: Optional[ErrorClassifier] = None,
     extra: Sequence[SpanProcessor] = (),
 ) -> tuple[BusinessSpanProcessor, Optional[Any]]:
-    """The processor chain for ``settings``: business judgements, then Sentry (and ``extra``)."""
+    """The processor chain for ``settings``: business judgements, then Sentry (and ``extra``).
+
+    ``rules`` run before those of ``OTEL_SENTRY_BIZ_RULES``; the processor closes them all
+    (their state stores) on shutdown.
+    """
+    loaded = load_rules(settings)
+    if loaded is not None:
+        rules = [*rules, loaded]
     exporter = None
     downstream: list[SpanProcessor] = list(extra)
     if settings.dsn:

@@ -142,6 +142,13 @@ class BusinessSpanProcessor(SpanProcessor):
     def shutdown(self) -> None:
         if self._next is not None:
             self._next.shutdown()
+        for rule in self._rules:
+            close = getattr(rule, "close", None)  # rules with state (files, connections)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    _logger.exception("could not close rule %r", getattr(rule, "name", rule))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         if self._next is None:

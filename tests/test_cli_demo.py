@@ -177,3 +177,23 @@ def test_a_bad_dsn_is_a_configuration_error_that_hides_the_secret() -> None:
     assert "DSN" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_rules_check_reports_every_problem_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[rule]]\nname = "big"\nkind = "threshold"\nattribute = "amount"\n')
+    result = run("rules", "check", "billing", str(bad))
+    assert result.returncode == 1
+    assert "billing.toml: ok, 12 rules" in result.stdout
+    assert "bad.toml" in result.stdout + result.stderr and "'big'" in result.stdout + result.stderr
+
+
+def test_rules_check_passes_a_valid_file(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[[rule]]\nname = "big"\nkind = "threshold"\nattribute = "amount"\nabove = 15000\n'
+        'impact = "HIGH"\nmessage = "amount {value}"\n'
+    )
+    result = run("rules", "check", str(good))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok, 1 rules" in result.stdout or "ok, 1 rule" in result.stdout

@@ -19,6 +19,7 @@ from opentelemetry.trace import StatusCode
 from otel_sentry_biz import attributes as attr
 from otel_sentry_biz.capture import EVENT_ID, HANDLED, violation_attributes
 from otel_sentry_biz.impact import LEVEL_BY_IMPACT, Category, Impact
+from otel_sentry_biz.rules import VIOLATION_FINGERPRINT
 from otel_sentry_biz.sentry.ops import SpanNaming, name_span
 from otel_sentry_biz.sentry.segments import Segment
 from otel_sentry_biz.sentry.stacktrace import exception_values
@@ -293,7 +294,7 @@ class EventFactory:
             event_id=uuid.uuid4().hex,
             level=LEVEL_BY_IMPACT[impact],
             logentry={"formatted": message},
-            fingerprint=["biz-violation", rule, *([str(group)] if group is not None else [])],
+            fingerprint=_violation_fingerprint(rule, group, event_attrs),
             transaction=transaction,
         )
         payload["contexts"]["trace"] = self._trace_context(span, naming)
@@ -364,6 +365,14 @@ def _event_business(event_attrs: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in event_attrs.items()
         if key.startswith(attr.BIZ_PREFIX) and not key.startswith(_NOT_BUSINESS_FACTS)
     }
+
+
+def _violation_fingerprint(rule: str, group: Any, event_attrs: Mapping[str, Any]) -> list[str]:
+    """The rule's own fingerprint when it declares one, else one issue per (rule, group)."""
+    declared = event_attrs.get(VIOLATION_FINGERPRINT)
+    if declared:
+        return [str(part) for part in declared]
+    return ["biz-violation", rule, *([str(group)] if group is not None else [])]
 
 
 def _span_judgement(

@@ -143,3 +143,57 @@ with tracer.start_as_current_span("crash"):
     assert errors[0]["sdk"]["name"] == "otel-sentry-biz"
     message = next(e for e in receiver.events() if e.get("message") or e.get("logentry"))
     assert message["contexts"]["trace"]["trace_id"] == trace_id
+
+
+BILLING = """
+from opentelemetry import trace
+import otel_sentry_biz as biz
+
+tracer = trace.get_tracer("billing")
+with biz.context(work_request="WR-7", customer="ACME"):
+    with tracer.start_as_current_span("bill work request"):
+        for line, (quantity, unit_price) in enumerate([(10, 120.0), (2, 750.0)]):
+            with tracer.start_as_current_span("bill line"):
+                biz.record(quantity=quantity, unit_price=unit_price,
+                           amount=quantity * unit_price, foreman="F-1")
+"""
+
+
+def test_zero_code_runs_the_rules_named_by_otel_sentry_biz_rules(tmp_path, receiver):
+    result = run_app(
+        tmp_path,
+        BILLING,
+        "opentelemetry-instrument",
+        SENTRY_DSN=receiver.dsn,
+        SENTRY_TRACES_SAMPLE_RATE="1.0",
+        OTEL_SENTRY_BIZ_RULES="billing",
+    )
+    assert result.returncode == 0, result.stderr
+    assert receiver.wait_for(lambda r: len(r.events("event")) >= 1, timeout=20)
+    # after_hours_change depends on the clock of the run: look at the price rule only.
+    fired = {tuple(e["fingerprint"][:2]): e for e in receiver.events("event")}
+    assert set(fired) <= {
+        ("biz-violation", "unit_price_range"),
+        ("biz-violation", "after_hours_change"),
+    }
+    issue = fired[("biz-violation", "unit_price_range")]
+    assert_valid(issue)
+    assert issue["fingerprint"][:2] == ["biz-violation", "unit_price_range"]
+    assert issue["tags"]["business_impact"] == "MEDIUM"
+    assert issue["tags"]["error_category"] == "data_quality"
+    assert issue["tags"]["work_request"] == "WR-7"
+    assert "750.00" in issue["logentry"]["formatted"]
+
+
+def test_a_broken_rules_file_stops_start_up_naming_the_file_and_fix(tmp_path, receiver):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "big"\nkind = "treshold"\n')
+    result = run_app(
+        tmp_path,
+        "print('app ran')",
+        "opentelemetry-instrument",
+        SENTRY_DSN=receiver.dsn,
+        OTEL_SENTRY_BIZ_RULES=str(rules),
+    )
+    assert "OTEL_SENTRY_BIZ_RULES" in result.stderr
+    assert "rules.toml" in result.stderr and "threshold" in result.stderr
