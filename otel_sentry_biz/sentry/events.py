@@ -166,6 +166,8 @@ class EventFactory:
     def errors(self, segment: Segment) -> list[dict[str, Any]]:
         """One error event per distinct exception in the segment (nested re-records merged)."""
         root = segment.root
+        if not any(span.events for span in (root, *segment.spans)):
+            return []  # the common case: nothing was recorded, nothing to name
         transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
         root_failed = root.status.status_code is StatusCode.ERROR
         found: dict[tuple[Any, ...], _Recorded] = {}
@@ -234,7 +236,6 @@ class EventFactory:
     def violations(self, segment: Segment) -> list[dict[str, Any]]:
         """One Sentry issue event per ``biz.violation`` span event, fingerprinted by rule."""
         root = segment.root
-        transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
         found = [
             (span, event)
             for span in [root, *segment.spans]
@@ -243,6 +244,7 @@ class EventFactory:
         ]
         if not found:
             return []
+        transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
         context_tags = self._segment_tags(segment)
         return [self._violation(span, event, transaction, context_tags) for span, event in found]
 

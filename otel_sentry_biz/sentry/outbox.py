@@ -12,9 +12,9 @@ and reported to Sentry as a client report.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,7 +34,8 @@ class OutboxEntry:
     payload: bytes
     created_at: float = field(default_factory=time.time)
     attempts: int = 0
-    key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Identity while leased to the sender; unique within the process (a counter: cheap).
+    key: int = field(default_factory=itertools.count().__next__)
 
     @classmethod
     def new(cls, event_id: str, category: str, payload: bytes) -> OutboxEntry:
