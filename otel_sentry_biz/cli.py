@@ -19,6 +19,7 @@ Commands:
   demo         run a billing workload through the whole pipeline and show what Sentry
                receives (a local receiver on 127.0.0.1 unless SENTRY_DSN or --dsn is given)
   rules check  validate rules files (or shipped sets such as "billing") and list every problem
+  outbox       status | show | flush: the durable outbox (OTEL_SENTRY_BIZ_OUTBOX) of an app
 
 Configuration comes from SENTRY_* and OTEL_SENTRY_BIZ_* variables; see docs/configuration.md.
 """
@@ -59,6 +60,34 @@ def _parser() -> argparse.ArgumentParser:
         description="Validate rules files or shipped rule sets; exit 1 when any has a problem.",
     )
     check.add_argument("files", nargs="+", metavar="FILE", help="a rules file or a set name")
+    outbox = commands.add_parser(
+        "outbox",
+        help="see and drain a durable outbox",
+        description="See and drain the SQLite outbox an app queues its envelopes in "
+        "(OTEL_SENTRY_BIZ_OUTBOX).",
+    )
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND")
+    outbox_commands.required = True
+    for name, text in (
+        ("status", "queued envelopes by category, bytes, oldest age, drops"),
+        ("show", "one line per queued envelope, oldest first"),
+        ("flush", "deliver everything queued now, then exit (1 if something is left)"),
+    ):
+        sub = outbox_commands.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "--path",
+            default=os.environ.get("OTEL_SENTRY_BIZ_OUTBOX") or None,
+            help="the outbox file (default: OTEL_SENTRY_BIZ_OUTBOX)",
+        )
+        if name == "show":
+            sub.add_argument("--limit", type=int, default=50, help="at most this many lines")
+        if name == "flush":
+            sub.add_argument(
+                "--dsn",
+                default=os.environ.get("SENTRY_DSN") or None,
+                help="deliver to this DSN (default: SENTRY_DSN)",
+            )
+            sub.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
     return parser
 
 
@@ -78,11 +107,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from otel_sentry_biz.rules.command import check_command
 
             return check_command(args.files)
+        if args.command == "outbox":
+            return _outbox(args)
     except ConfigError as exc:
         print(f"otel-sentry-biz: configuration error: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from otel_sentry_biz.sentry import outbox_command
+
+    outbox = outbox_command.open_outbox(args.path)
+    try:
+        if args.outbox_command == "status":
+            return outbox_command.status(outbox, sys.stdout)
+        if args.outbox_command == "show":
+            return outbox_command.show(outbox, sys.stdout, args.limit)
+        return outbox_command.flush(outbox, args.dsn, args.timeout, sys.stdout)
+    finally:
+        outbox.close()
 
 
 if __name__ == "__main__":

@@ -272,6 +272,16 @@ VARIABLES: tuple[Variable, ...] = (
         "use a positive integer such as 64",
     ),
     Variable(
+        "outbox",
+        "OTEL_SENTRY_BIZ_OUTBOX",
+        _text,
+        None,
+        "A file path: envelopes wait for delivery in this SQLite file, so what was queued "
+        "survives a crash or restart of the app (several processes may share one file). "
+        "Unset: in memory.",
+        "use a writable file path such as /var/lib/myapp/sentry-outbox.sqlite3",
+    ),
+    Variable(
         "rules",
         "OTEL_SENTRY_BIZ_RULES",
         lambda text: _rules(text),
@@ -325,6 +335,7 @@ class Settings:
     max_spans_per_transaction: int
     max_buffered_spans: int
     max_queue_mb: int
+    outbox: Optional[str]
     rules: Optional[str]
     rules_state: Optional[str]
 

@@ -142,9 +142,12 @@ class LocalReceiver:
                 self._lock.wait(min(remaining, 0.1))
         return True
 
-    def clear(self) -> None:
+    def clear(self, *, script: bool = False) -> None:
+        """Forget what arrived; with ``script``, also the scripted answers still pending."""
         with self._lock:
             self._envelopes.clear()
+            if script:
+                self._script.clear()
 
     def respond_with(
         self,
@@ -251,8 +254,12 @@ def _handler_for(receiver: LocalReceiver) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up (timed out, or was killed): nobody to answer.
+                self.close_connection = True
 
     return Handler
 

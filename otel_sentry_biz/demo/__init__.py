@@ -6,7 +6,9 @@ would show; with ``SENTRY_DSN`` (or ``--dsn``) it sends there instead.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from typing import Optional, TextIO
 
 from otel_sentry_biz.demo import billing, report
@@ -28,9 +30,18 @@ def run_demo(dsn: Optional[str] = None, stream: TextIO = sys.stdout, timeout: fl
         receiver = LocalReceiver()
         receiver.start()
         dsn = receiver.dsn
+    scratch = tempfile.TemporaryDirectory(prefix="otel-sentry-biz-demo-")
+    # The demo queues in a durable SQLite outbox, as a production app would: its own file
+    # unless OTEL_SENTRY_BIZ_OUTBOX names one.
+    outbox = os.environ.get("OTEL_SENTRY_BIZ_OUTBOX") or os.path.join(scratch.name, "outbox.db")
     try:
         pipeline = configure(
-            dsn=dsn, traces_sample_rate=1.0, sample_rate=1.0, debug=False, resource=DEMO_RESOURCE
+            dsn=dsn,
+            traces_sample_rate=1.0,
+            sample_rate=1.0,
+            debug=False,
+            resource=DEMO_RESOURCE,
+            outbox=outbox,
         )
         db = billing.open_database()
         outcome = billing.run(db)
@@ -51,3 +62,4 @@ def run_demo(dsn: Optional[str] = None, stream: TextIO = sys.stdout, timeout: fl
     finally:
         if receiver is not None:
             receiver.stop()
+        scratch.cleanup()

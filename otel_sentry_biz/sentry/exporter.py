@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -76,7 +77,7 @@ class SentrySpanExporter(SpanExporter):
             ),
         )
         self._assembler = SegmentAssembler(max_pending_spans=settings.max_buffered_spans)
-        self._outbox = outbox or MemoryOutbox(max_bytes=settings.max_queue_mb * _MB)
+        self._outbox = outbox or _outbox_for(settings)
         self._sender = EnvelopeSender(settings.dsn, self._outbox)
         self._sender.start()
         self._lock = threading.Lock()
@@ -115,6 +116,9 @@ class SentrySpanExporter(SpanExporter):
         self.force_flush(timeout_millis)
         self._shutdown = True
         self._sender.shutdown(timeout=max(0.1, timeout_millis / 1000.0))
+        close = getattr(self._outbox, "close", None)  # a SQLite outbox holds a connection
+        if close is not None:
+            close()
 
     # -- reporting ----------------------------------------------------------------------
 
@@ -171,6 +175,21 @@ class SentrySpanExporter(SpanExporter):
             if event.get(key):
                 header[key] = str(event[key])
         return header
+
+
+def _outbox_for(settings: Settings) -> Outbox:
+    """A SQLite outbox at ``OTEL_SENTRY_BIZ_OUTBOX`` when set, else one in memory."""
+    if settings.outbox:
+        from otel_sentry_biz.sentry.sqlite_outbox import SQLiteOutbox
+
+        try:
+            return SQLiteOutbox(settings.outbox, max_bytes=settings.max_queue_mb * _MB)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"OTEL_SENTRY_BIZ_OUTBOX={settings.outbox!r}: cannot open it as an outbox "
+                f"({exc}); use a writable file path, or unset it to queue in memory"
+            ) from exc
+    return MemoryOutbox(max_bytes=settings.max_queue_mb * _MB)
 
 
 def _as_arguments(settings: Settings) -> dict[str, Any]:

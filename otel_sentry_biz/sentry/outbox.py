@@ -80,7 +80,7 @@ class MemoryOutbox:
         self._max_bytes = max_bytes
         self._errors: deque[OutboxEntry] = deque()
         self._transactions: deque[OutboxEntry] = deque()
-        self._leased: dict[str, OutboxEntry] = {}
+        self._leased: dict[int, OutboxEntry] = {}
         self._bytes = 0
         self._drops: Counter[tuple[str, str]] = Counter()
         self._unreported: Counter[tuple[str, str]] = Counter()

@@ -1,4 +1,5 @@
-"""MemoryOutbox: bounded by count and bytes, transactions dropped before errors, drops counted."""
+"""Both outboxes (memory, SQLite): bounded by count and bytes, transactions dropped before
+errors, drops counted. Every test runs against each."""
 
 from __future__ import annotations
 
@@ -7,6 +8,24 @@ import threading
 import pytest
 
 from otel_sentry_biz.sentry.outbox import QUEUE_OVERFLOW, MemoryOutbox, OutboxEntry
+from otel_sentry_biz.sentry.sqlite_outbox import SQLiteOutbox
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make(request: pytest.FixtureRequest, tmp_path) -> object:
+    """A factory of empty outboxes of the parametrized kind, with the given bounds."""
+    made = []
+
+    def factory(**bounds: int):
+        if request.param == "memory":
+            return MemoryOutbox(**bounds)
+        outbox = SQLiteOutbox(tmp_path / f"outbox{len(made)}.sqlite3", **bounds)
+        made.append(outbox)
+        return outbox
+
+    yield factory
+    for outbox in made:
+        outbox.close()
 
 
 def entry(category: str, name: str, size: int = 10) -> OutboxEntry:
@@ -21,7 +40,7 @@ def tx(name: str, size: int = 10) -> OutboxEntry:
     return entry("transaction", name, size)
 
 
-def queued(outbox: MemoryOutbox) -> list[str]:
+def queued(outbox) -> list[str]:
     """Every queued event id in take order (errors first); released again afterwards."""
     taken = outbox.take(10_000)
     outbox.release(taken)
@@ -29,13 +48,13 @@ def queued(outbox: MemoryOutbox) -> list[str]:
 
 
 @pytest.mark.parametrize(("items", "size"), [(0, 10), (10, 0), (-1, 10)])
-def test_bounds_must_be_positive(items: int, size: int) -> None:
+def test_bounds_must_be_positive(items: int, size: int, make) -> None:
     with pytest.raises(ValueError, match="positive"):
-        MemoryOutbox(max_items=items, max_bytes=size)
+        make(max_items=items, max_bytes=size)
 
 
-def test_bounded_by_count_dropping_the_oldest() -> None:
-    outbox = MemoryOutbox(max_items=3)
+def test_bounded_by_count_dropping_the_oldest(make) -> None:
+    outbox = make(max_items=3)
     assert all(outbox.put(err(f"e{i}")) for i in range(3))
     assert outbox.put(err("e3")) is False  # kept, but something older had to go
     assert len(outbox) == 3
@@ -43,8 +62,8 @@ def test_bounded_by_count_dropping_the_oldest() -> None:
     assert outbox.drops() == {(QUEUE_OVERFLOW, "error"): 1}
 
 
-def test_bounded_by_bytes_dropping_the_oldest() -> None:
-    outbox = MemoryOutbox(max_bytes=100)
+def test_bounded_by_bytes_dropping_the_oldest(make) -> None:
+    outbox = make(max_bytes=100)
     assert outbox.put(tx("t0", 40))
     assert outbox.put(tx("t1", 40))
     assert outbox.size_bytes == 80
@@ -57,8 +76,8 @@ def test_bounded_by_bytes_dropping_the_oldest() -> None:
     assert outbox.drops() == {(QUEUE_OVERFLOW, "transaction"): 3}
 
 
-def test_when_full_the_oldest_transactions_go_before_any_error() -> None:
-    outbox = MemoryOutbox(max_items=4)
+def test_when_full_the_oldest_transactions_go_before_any_error(make) -> None:
+    outbox = make(max_items=4)
     for each in (err("e1"), tx("t1"), err("e2"), tx("t2")):
         assert outbox.put(each)
     assert outbox.put(err("e3")) is False
@@ -71,8 +90,8 @@ def test_when_full_the_oldest_transactions_go_before_any_error() -> None:
     assert outbox.drops() == {(QUEUE_OVERFLOW, "transaction"): 2, (QUEUE_OVERFLOW, "error"): 1}
 
 
-def test_a_transaction_never_pushes_an_error_out() -> None:
-    outbox = MemoryOutbox(max_items=2)
+def test_a_transaction_never_pushes_an_error_out(make) -> None:
+    outbox = make(max_items=2)
     outbox.put(err("e1"))
     outbox.put(err("e2"))
     assert outbox.put(tx("t1")) is False
@@ -80,31 +99,31 @@ def test_a_transaction_never_pushes_an_error_out() -> None:
     assert outbox.drops() == {(QUEUE_OVERFLOW, "transaction"): 1}
 
 
-def test_a_new_transaction_replaces_the_oldest_one() -> None:
-    outbox = MemoryOutbox(max_items=3)
+def test_a_new_transaction_replaces_the_oldest_one(make) -> None:
+    outbox = make(max_items=3)
     for each in (err("e1"), tx("t1"), tx("t2")):
         outbox.put(each)
     assert outbox.put(tx("t3")) is False
     assert queued(outbox) == ["e1", "t2", "t3"]
 
 
-def test_an_entry_bigger_than_the_whole_budget_is_refused_without_evicting_anything() -> None:
-    outbox = MemoryOutbox(max_bytes=100)
+def test_an_entry_bigger_than_the_whole_budget_is_refused_without_evicting_anything(make) -> None:
+    outbox = make(max_bytes=100)
     outbox.put(tx("t1", 40))
     outbox.put(err("e1", 40))
     assert outbox.put(err("huge", 101)) is False
     assert queued(outbox) == ["e1", "t1"]  # nothing was sacrificed for an entry that can't fit
     assert outbox.size_bytes == 80 <= 100
     assert outbox.drops() == {(QUEUE_OVERFLOW, "error"): 1}
-    empty = MemoryOutbox(max_bytes=100)
+    empty = make(max_bytes=100)
     assert empty.put(tx("huge", 101)) is False
     assert len(empty) == 0
     assert empty.size_bytes == 0
     assert empty.drops() == {(QUEUE_OVERFLOW, "transaction"): 1}
 
 
-def test_take_leases_errors_first_and_at_most_max_items() -> None:
-    outbox = MemoryOutbox()
+def test_take_leases_errors_first_and_at_most_max_items(make) -> None:
+    outbox = make()
     for each in (tx("t1"), err("e1"), tx("t2"), err("e2")):
         outbox.put(each)
     first = outbox.take(3)
@@ -115,8 +134,8 @@ def test_take_leases_errors_first_and_at_most_max_items() -> None:
     assert outbox.take(3) == []
 
 
-def test_take_skips_the_categories_it_is_told_to() -> None:
-    outbox = MemoryOutbox()
+def test_take_skips_the_categories_it_is_told_to(make) -> None:
+    outbox = make()
     for each in (tx("t1"), err("e1"), tx("t2")):
         outbox.put(each)
     assert [e.event_id for e in outbox.take(10, lambda c: c == "transaction")] == ["e1"]
@@ -124,8 +143,8 @@ def test_take_skips_the_categories_it_is_told_to() -> None:
     assert [e.event_id for e in outbox.take(10, lambda c: c == "error")] == ["t1", "t2"]
 
 
-def test_ack_forgets_delivered_entries_and_their_bytes() -> None:
-    outbox = MemoryOutbox()
+def test_ack_forgets_delivered_entries_and_their_bytes(make) -> None:
+    outbox = make()
     outbox.put(err("e1", 30))
     outbox.put(err("e2", 20))
     taken = outbox.take(1)
@@ -140,8 +159,8 @@ def test_ack_forgets_delivered_entries_and_their_bytes() -> None:
     assert outbox.drops() == {}
 
 
-def test_ack_of_an_entry_not_leased_does_nothing() -> None:
-    outbox = MemoryOutbox()
+def test_ack_of_an_entry_not_leased_does_nothing(make) -> None:
+    outbox = make()
     queued_entry = err("e1")
     outbox.put(queued_entry)
     outbox.ack([queued_entry])
@@ -149,8 +168,8 @@ def test_ack_of_an_entry_not_leased_does_nothing() -> None:
     assert outbox.size_bytes == 10
 
 
-def test_release_puts_entries_back_in_front_in_their_order() -> None:
-    outbox = MemoryOutbox()
+def test_release_puts_entries_back_in_front_in_their_order(make) -> None:
+    outbox = make()
     for each in (err("e1"), err("e2"), tx("t1"), tx("t2")):
         outbox.put(each)
     taken = outbox.take(10)
@@ -165,8 +184,8 @@ def test_release_puts_entries_back_in_front_in_their_order() -> None:
     assert outbox.drops() == {}
 
 
-def test_drop_forgets_leased_entries_and_counts_them_by_reason_and_category() -> None:
-    outbox = MemoryOutbox()
+def test_drop_forgets_leased_entries_and_counts_them_by_reason_and_category(make) -> None:
+    outbox = make()
     for each in (err("e1"), err("e2"), tx("t1")):
         outbox.put(each)
     taken = outbox.take(10)
@@ -179,8 +198,8 @@ def test_drop_forgets_leased_entries_and_counts_them_by_reason_and_category() ->
     assert outbox.drops()[("send_error", "error")] == 2
 
 
-def test_unreported_drops_are_reported_once() -> None:
-    outbox = MemoryOutbox(max_items=1)
+def test_unreported_drops_are_reported_once(make) -> None:
+    outbox = make(max_items=1)
     outbox.put(err("e1"))
     outbox.put(err("e2"))  # e1 overflows
     outbox.drop(outbox.take(1), "send_error")
@@ -199,8 +218,8 @@ def test_unreported_drops_are_reported_once() -> None:
     }
 
 
-def test_leased_entries_are_never_evicted() -> None:
-    outbox = MemoryOutbox(max_items=2)
+def test_leased_entries_are_never_evicted(make) -> None:
+    outbox = make(max_items=2)
     outbox.put(tx("t1"))
     outbox.put(tx("t2"))
     taken = outbox.take(2)  # on their way to Sentry
@@ -210,8 +229,8 @@ def test_leased_entries_are_never_evicted() -> None:
     assert queued(outbox) == ["e1"]
 
 
-def test_concurrent_puts_respect_the_bound_and_count_every_drop() -> None:
-    outbox = MemoryOutbox(max_items=50)
+def test_concurrent_puts_respect_the_bound_and_count_every_drop(make) -> None:
+    outbox = make(max_items=50)
     per_thread, threads = 500, 4
 
     def produce(n: int) -> None:
