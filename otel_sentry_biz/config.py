@@ -238,6 +238,32 @@ VARIABLES: tuple[Variable, ...] = (
         "list keys without the biz. prefix",
     ),
     Variable(
+        "scrub_keys",
+        "OTEL_SENTRY_BIZ_SCRUB_KEYS",
+        lambda text: _parse_names(text),
+        (),
+        "More key names whose values are always scrubbed, on top of sentry-sdk's default "
+        "denylist (comma-separated; matched in dotted and prefixed keys too).",
+        "list key names, e.g. iban,customer_pin",
+    ),
+    Variable(
+        "scrub_safe_keys",
+        "OTEL_SENTRY_BIZ_SCRUB_SAFE_KEYS",
+        lambda text: _parse_names(text),
+        (),
+        "Key names never scrubbed by name (their values are still checked for secrets).",
+        "list key names, e.g. token_count",
+    ),
+    Variable(
+        "scrub_patterns",
+        "OTEL_SENTRY_BIZ_SCRUB_PATTERNS",
+        lambda text: _parse_patterns(text),
+        (),
+        'Custom secret patterns, a JSON object {"name": "regex"}; the match (or its '
+        "(?P<secret>...) group) is replaced by [Filtered].",
+        'use a JSON object such as {"order_token": "ord_[0-9a-f]{24}"}',
+    ),
+    Variable(
         "classification",
         "OTEL_SENTRY_BIZ_CLASSIFY",
         _classification,
@@ -303,6 +329,18 @@ VARIABLES: tuple[Variable, ...] = (
 )
 
 
+def _parse_names(text: str) -> tuple[str, ...]:
+    from otel_sentry_biz.scrub.config import parse_names
+
+    return parse_names(text)
+
+
+def _parse_patterns(text: str) -> tuple[tuple[str, str], ...]:
+    from otel_sentry_biz.scrub.config import parse_patterns
+
+    return parse_patterns(text)
+
+
 def _rules(text: str) -> Optional[str]:
     # Imported here: the rules package itself imports ConfigError from this module.
     from otel_sentry_biz.rules.loader import validate_rules_setting
@@ -331,6 +369,9 @@ class Settings:
     tag_allowlist: Optional[frozenset[str]]
     tag_denylist: Optional[frozenset[str]]
     sensitive_keys: Optional[frozenset[str]]
+    scrub_keys: tuple[str, ...]
+    scrub_safe_keys: tuple[str, ...]
+    scrub_patterns: tuple[tuple[str, str], ...]
     classification: tuple[tuple[str, str], ...]
     max_spans_per_transaction: int
     max_buffered_spans: int

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from sentry_sdk.utils import Dsn
 
 from otel_sentry_biz.config import ConfigError, Settings
+from otel_sentry_biz.scrub import Scrubber, ScrubConfig
 from otel_sentry_biz.sentry import envelopes
 from otel_sentry_biz.sentry.events import EventDefaults, EventFactory
 from otel_sentry_biz.sentry.outbox import MemoryOutbox, Outbox, OutboxEntry
@@ -75,6 +76,15 @@ class SentrySpanExporter(SpanExporter):
             TagMapper(
                 TagPolicy(allow=settings.tag_allowlist, deny=settings.tag_denylist or frozenset())
             ),
+        )
+        # Nothing leaves the process unscrubbed (docs/scrubbing.md).
+        self._scrubber = Scrubber(
+            ScrubConfig(
+                send_default_pii=settings.send_default_pii,
+                denylist=(*settings.scrub_keys, *(settings.sensitive_keys or ())),
+                safe_keys=settings.scrub_safe_keys,
+                patterns=settings.scrub_patterns,
+            )
         )
         self._assembler = SegmentAssembler(max_pending_spans=settings.max_buffered_spans)
         self._outbox = outbox or _outbox_for(settings)
@@ -153,6 +163,8 @@ class SentrySpanExporter(SpanExporter):
             self._queue(event, "transaction", segment)
 
     def _queue(self, event: dict[str, Any], kind: str, segment: Segment) -> None:
+        # Scrubbed before the envelope and its trace header (which names the transaction).
+        event = self._scrubber.scrub_event(event)
         envelope = envelopes.build_envelope(event, trace_header=self._trace_header(event, segment))
         entry = OutboxEntry.new(
             event_id=event["event_id"],

@@ -153,3 +153,30 @@ def test_a_missing_dsn_is_a_start_up_error_naming_the_fix(monkeypatch: Any) -> N
     monkeypatch.delenv("SENTRY_DSN", raising=False)
     with pytest.raises(ConfigError, match="SENTRY_DSN"):
         SentrySpanExporter()
+
+
+def test_secrets_never_reach_sentry(receiver: LocalReceiver) -> None:
+    secrets = [
+        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlLXNpZw",
+        "jane.doe@example.com",
+        "4111 1111 1111 1111",
+        "sk_live_51HbC0d3LzVxQz9yq2W4aB7c",
+        "hunter2-secret",
+    ]
+    provider, tracer = _pipeline(receiver)
+    with pytest.raises(RuntimeError):
+        with tracer.start_as_current_span("POST /pay", kind=SpanKind.SERVER) as span:
+            span.set_attribute("http.request.header.authorization", secrets[0])
+            span.set_attribute("biz.customer_email", secrets[1])
+            span.set_attribute("url.full", f"http://127.0.0.1/pay?api_key={secrets[3]}&n=1")
+            span.set_attribute("biz.password", secrets[4])
+            raise RuntimeError(f"card {secrets[2]} declined for {secrets[1]}")
+    events = _delivered(receiver, provider, 2)
+    assert {e.get("type", "error") for e in events} == {"transaction", "error"}
+    text = repr(events)
+    for secret in secrets:
+        assert secret not in text
+        assert secret.replace(" ", "") not in text
+    assert "[Filtered]" in text
+    for event in events:
+        assert_valid(event)
