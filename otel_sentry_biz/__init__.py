@@ -20,8 +20,21 @@ from otel_sentry_biz.rules import Rule, Violation
 from otel_sentry_biz.span_buffer import BufferedSpanProcessor
 from otel_sentry_biz.version import __version__
 
+#: Served lazily, so ``import otel_sentry_biz`` does not pay for what an app may not use.
+_LAZY = {
+    "FieldSpec": "otel_sentry_biz.rules.quality",
+    "QualityResult": "otel_sentry_biz.rules.quality",
+    "Schema": "otel_sentry_biz.rules.quality",
+    "validate_batch": "otel_sentry_biz.rules.quality",
+    "risk_snapshot": "otel_sentry_biz.rules.risk",
+}
+
 
 def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if name == "SentrySpanExporter":
         from otel_sentry_biz.sentry.exporter import SentrySpanExporter
 
@@ -36,9 +49,12 @@ __all__ = [
     "ClassificationRule",
     "ConfigError",
     "ErrorClassifier",
+    "FieldSpec",
     "Impact",
     "Pipeline",
+    "QualityResult",
     "Rule",
+    "Schema",
     "SentrySpanExporter",
     "Settings",
     "Violation",
@@ -49,5 +65,7 @@ __all__ = [
     "current_business",
     "operation",
     "record",
+    "risk_snapshot",
+    "validate_batch",
     "violation",
 ]

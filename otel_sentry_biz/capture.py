@@ -88,6 +88,8 @@ def violation(
             attributes[attr.VIOLATION_GROUP] = str(group)
         if risk is not None:
             attributes[attr.VIOLATION_RISK] = float(risk)
+        if "window_risk" not in data:  # validate_batch has already counted itself
+            data["window_risk"] = _add_window_risk(rule, impact, category, risk)
         for key, value in data.items():
             coerced = attr.coerce_value(value)
             if coerced is not None:
@@ -96,6 +98,18 @@ def violation(
             span.add_event(attr.VIOLATION_EVENT, attributes=attributes)
     except Exception:
         _logger.exception("could not record violation %r", rule)
+
+
+def _add_window_risk(
+    rule: str, impact: Union[Impact, str], category: Union[Category, str], risk: Optional[float]
+) -> float:
+    """Count a violation in the process's risk window; the window's score after it."""
+    from otel_sentry_biz.rules.alerting import DEFAULT_RISK
+    from otel_sentry_biz.rules.risk import process_risk
+
+    level = Impact.parse(impact)
+    delta = DEFAULT_RISK[level] if risk is None else float(risk)
+    return process_risk().add(delta, impact=level, category=category, rule=rule)
 
 
 def violation_attributes(event_attributes: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,9 @@ or the same through the Python API::
 
     >>> from otel_sentry_biz.rules import RuleSet, Threshold
     >>> RuleSet([Threshold(name="wr_limit", attribute="amount", above=15_000, impact="HIGH")])
+
+Batches get a data quality score with ``validate_batch(rows, Schema({...}))``, and every
+violation adds to the process's per-window risk score, read with ``risk_snapshot()``.
 """
 
 from __future__ import annotations
@@ -105,6 +108,19 @@ _LAZY = {
     "RoundNumbers": "otel_sentry_biz.rules.kinds",
     "SlowOperation": "otel_sentry_biz.rules.kinds",
     "Threshold": "otel_sentry_biz.rules.kinds",
+    "validate_batch": "otel_sentry_biz.rules.quality",
+    "Schema": "otel_sentry_biz.rules.quality",
+    "FieldSpec": "otel_sentry_biz.rules.quality",
+    "SchemaError": "otel_sentry_biz.rules.quality",
+    "QualityResult": "otel_sentry_biz.rules.quality",
+    "Problem": "otel_sentry_biz.rules.quality",
+    "load_schema": "otel_sentry_biz.rules.quality",
+    "load_schemas": "otel_sentry_biz.rules.quality",
+    "WindowRisk": "otel_sentry_biz.rules.risk",
+    "RiskSnapshot": "otel_sentry_biz.rules.risk",
+    "risk_snapshot": "otel_sentry_biz.rules.risk",
+    "process_risk": "otel_sentry_biz.rules.risk",
+    "configure_window_risk": "otel_sentry_biz.rules.risk",
 }
 
 

@@ -7,7 +7,8 @@ The processor calls ``evaluate(span)`` on the thread that ends each span. A Rule
 at the rules that may apply (see :mod:`otel_sentry_biz.rules.index`), runs each in isolation
 (a failing rule or an unavailable state store is logged or counted, never raised), and turns
 what the checks find into :class:`Violation` values with message, group key, fingerprint,
-risk delta, alert tier and the trace's running risk score.
+risk delta, alert tier, and the running risk scores of the trace and of the process's current
+window.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from otel_sentry_biz.impact import Category, Impact
 from otel_sentry_biz.rules import Violation, alerting
 from otel_sentry_biz.rules.index import RuleIndex, Selector
 from otel_sentry_biz.rules.message import Values, render
+from otel_sentry_biz.rules.risk import RiskSnapshot, WindowRisk, process_risk
 from otel_sentry_biz.rules.span_view import SPAN_PREFIX, SpanView, bare, display_key
 from otel_sentry_biz.rules.spec import BuildContext, Check, Finding, RuleSpec, as_tuple
 from otel_sentry_biz.rules.state import DEFAULT_STATE_URL, StateStore, StoreUnavailable, open_store
@@ -82,7 +84,9 @@ class RuleSet:
     ``state`` is a store URL (``memory://``, ``sqlite:///...``, ``redis://...``) or a
     :class:`~otel_sentry_biz.rules.state.StateStore`; it is opened only when a rule needs
     state. ``alert_tiers`` overrides the tier per impact (``{"HIGH": "immediate"}``).
-    Invalid rules raise :class:`RuleError` listing every problem.
+    ``window_risk`` is the per-window risk tracker violations add to (default: the process's,
+    see :func:`otel_sentry_biz.rules.risk_snapshot`). Invalid rules raise :class:`RuleError`
+    listing every problem.
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class RuleSet:
         clock: Callable[[], float] = time.time,
         source: Optional[str] = None,
         trace_risk_capacity: int = 10_000,
+        window_risk: Optional[WindowRisk] = None,
     ) -> None:
         self.name = "rules" if source is None else f"rules:{source}"
         self.specs: tuple[RuleSpec, ...] = tuple(rules)
@@ -115,6 +120,7 @@ class RuleSet:
             [(_selector(spec), _Compiled(spec, spec.build(context), tiers)) for spec in self.specs]
         )
         self._risk = alerting.TraceRisk(trace_risk_capacity)
+        self._window_risk = window_risk
         #: Evaluations skipped because the state store was unavailable (approximate count).
         self.store_errors = 0
 
@@ -130,6 +136,9 @@ class RuleSet:
         candidates = self._index.candidates(span.name, attributes)
         if not candidates:
             return []
+        # One plain copy for the rules that may apply: every lookup in the SDK's attribute
+        # mapping goes through Mapping.__contains__/get and a raised KeyError when absent.
+        attributes = dict(attributes)
         status = span.status.status_code.name.lower()
         view: Optional[SpanView] = None
         found: list[Violation] = []
@@ -137,7 +146,7 @@ class RuleSet:
             if not selector.accepts(attributes, status):
                 continue
             if view is None:
-                view = SpanView(span, self._clock)
+                view = SpanView(span, self._clock, attributes)
             try:
                 for finding in rule.check.check(view):
                     found.append(self._violation(rule, view, finding))
@@ -150,6 +159,15 @@ class RuleSet:
     def trace_risk(self, trace_id: int) -> float:
         """The running risk score of a trace (0 when unknown or forgotten)."""
         return self._risk.score(trace_id)
+
+    @property
+    def window_risk(self) -> WindowRisk:
+        """The per-window risk tracker this RuleSet's violations add to."""
+        return self._window_risk if self._window_risk is not None else process_risk()
+
+    def risk_snapshot(self) -> RiskSnapshot:
+        """The running risk score of the current window (and the previous ones)."""
+        return self.window_risk.snapshot()
 
     def close(self) -> None:
         """Close the state store this RuleSet opened. Idempotent."""
@@ -177,6 +195,9 @@ class RuleSet:
                 data[key] = value
         data["alert_tier"] = rule.tier
         data["trace_risk"] = risk_score
+        data["window_risk"] = self.window_risk.add(
+            rule.risk, impact=rule.impact, category=rule.category, rule=rule.name
+        )
         return Violation(
             rule=rule.name,
             impact=rule.impact,

@@ -3,8 +3,10 @@
 Rules are indexed by what they apply to: span-name and op patterns are matched once per
 distinct (span name, op) pair and the answer is cached, and within that answer the rules that
 need attributes are bucketed by their first required attribute, so a span without ``amount``
-never looks at the amount rules. The per-span cost therefore grows with the rules that *may*
-apply, not with the size of the rule set (issue 3's cost clause).
+never looks at the amount rules. When the rules key on more attribute names than a span
+carries, the span's own attributes are walked instead of the buckets, so rules keyed on
+attributes a span lacks cost it nothing at all. The per-span cost therefore grows with the
+rules that *may* apply, not with the size of the rule set (issue 3's cost clause).
 """
 
 from __future__ import annotations
@@ -84,10 +86,18 @@ class RuleIndex(Generic[R]):
         plan = self._cache.get((name, op))
         if plan is None:
             plan = self._plan(name, op)
-        unconditional, by_attribute = plan
+        unconditional, by_attribute, by_name = plan
         if not by_attribute:
             return unconditional
         found = list(unconditional)
+        if len(attributes) < len(by_name):
+            # Fewer attributes on the span than names the rules key on: walk the span's
+            # attributes, so rules keyed on attributes it lacks cost nothing (a set of
+            # hundreds of rules costs what the few that may apply cost).
+            hits = {by_name[key] for key in attributes if key in by_name}
+            for bucket in sorted(hits):
+                found.extend(by_attribute[bucket][1])
+            return found
         for names, rules in by_attribute:
             for candidate in names:
                 if candidate in attributes:
@@ -105,7 +115,14 @@ class RuleIndex(Generic[R]):
                 keyed.setdefault(selector.requires[0], []).append((selector, rule))
             else:
                 unconditional.append((selector, rule))
-        plan = (unconditional, tuple((names, tuple(rules)) for names, rules in keyed.items()))
+        by_attribute = tuple((names, tuple(rules)) for names, rules in keyed.items())
+        # Each name a bucket keys on (``amount`` and ``biz.amount``) -> the bucket's position.
+        by_name = {
+            candidate: position
+            for position, (names, _) in enumerate(by_attribute)
+            for candidate in names
+        }
+        plan = (unconditional, by_attribute, by_name)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[(name, op)] = plan

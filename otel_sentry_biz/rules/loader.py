@@ -5,7 +5,9 @@
 []
 
 A file has optional top-level ``state`` (a store URL) and ``[alert_tiers]``, and one
-``[[rule]]`` table per rule whose keys are the fields of its kind (see ``docs/rules.md``).
+``[[rule]]`` table per rule whose keys are the fields of its kind (see ``docs/rules.md``). It
+may also hold ``[[schema]]`` tables for ``validate_batch``, checked here and read with
+:func:`otel_sentry_biz.rules.quality.load_schemas`.
 Nothing is half-loaded: a file with one bad rule loads no rule.
 """
 
@@ -32,7 +34,7 @@ else:  # pragma: no cover - exercised on Python 3.9/3.10 only
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_TOP_LEVEL = ("rule", "state", "alert_tiers")
+_TOP_LEVEL = ("rule", "state", "alert_tiers", "schema")
 #: Rule sets shipped with the package, loadable by name (``OTEL_SENTRY_BIZ_RULES=billing``).
 SETS_DIRECTORY = Path(__file__).with_name("sets")
 
@@ -104,7 +106,8 @@ def parse_rules(text: str, source: str = "<rules>") -> RulesFile:
         if key not in _TOP_LEVEL:
             problems.append(
                 f"{source}: unknown top-level key {key!r}{_did_you_mean(key, _TOP_LEVEL)}: a "
-                "rules file has [[rule]] tables, and optionally state and [alert_tiers]"
+                "rules file has [[rule]] tables, and optionally state, [alert_tiers] and "
+                "[[schema]] tables"
             )
     state = document.get("state")
     if state is not None and not isinstance(state, str):
@@ -120,6 +123,11 @@ def parse_rules(text: str, source: str = "<rules>") -> RulesFile:
         tables = []
     if not tables and not problems:
         problems.append(f"{source}: no rules: add a [[rule]] table per rule (see docs/rules.md)")
+    if "schema" in document:
+        # Batch schemas for validate_batch may live beside the rules (see load_schemas).
+        from otel_sentry_biz.rules.quality import schemas_from_tables
+
+        problems.extend(schemas_from_tables(document["schema"], source)[1])
     specs: list[tuple[int, RuleSpec]] = []
     for number, table in enumerate(tables, start=1):
         spec = _spec(table, number, source, problems)

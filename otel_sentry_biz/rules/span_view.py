@@ -66,10 +66,18 @@ class SpanView:
 
     __slots__ = ("attributes", "failed", "name", "span", "time")
 
-    def __init__(self, span: ReadableSpan, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        span: ReadableSpan,
+        clock: Callable[[], float],
+        attributes: Optional[Mapping[str, Any]] = None,
+    ) -> None:
         self.span = span
         self.name = span.name
-        self.attributes: Mapping[str, Any] = span.attributes or {}
+        # ``attributes``: the span's attributes, already copied to a plain dict by the caller.
+        self.attributes: Mapping[str, Any] = (
+            attributes if attributes is not None else (span.attributes or {})
+        )
         self.failed = span.status.status_code is StatusCode.ERROR
         # The business event's time is when its span ended; windows follow it, not arrival.
         self.time = span.end_time / 1e9 if span.end_time else clock()

@@ -20,6 +20,7 @@ from otel_sentry_biz import attributes as attr
 from otel_sentry_biz.capture import EVENT_ID, HANDLED, violation_attributes
 from otel_sentry_biz.impact import LEVEL_BY_IMPACT, Category, Impact
 from otel_sentry_biz.rules import VIOLATION_FINGERPRINT
+from otel_sentry_biz.rules.measurement import measurements
 from otel_sentry_biz.sentry.ops import SpanNaming, name_span
 from otel_sentry_biz.sentry.segments import Segment
 from otel_sentry_biz.sentry.stacktrace import exception_values
@@ -84,6 +85,9 @@ class EventFactory:
             event["tags"].update(judgement)
         limit = self._defaults.max_spans
         event["spans"] = [self._child(span) for span in children[:limit]]
+        found = measurements([root, *children])  # e.g. validate_batch's data_quality_score
+        if found:
+            event["measurements"] = found
         # A request's business context is usually entered below its root span: the
         # transaction is tagged with what its spans carry, so on-call can search by it.
         for child in event["spans"]:
@@ -111,6 +115,7 @@ class EventFactory:
             parent_span_id=_hex_span(root.context.span_id),
         )
         trace_context.pop("data", None)
+        first = {key: value for key, value in first.items() if key != "measurements"}
         return {
             **first,
             "event_id": uuid.uuid4().hex,
