@@ -168,7 +168,9 @@ VARIABLES: tuple[Variable, ...] = (
         "SENTRY_TRACES_SAMPLE_RATE",
         _rate,
         _per_profile(1.0, 0.5, 0.05),
-        "Share of traces recorded and sent (parent-based, trace-id ratio).",
+        "Share of traces sent as transactions (parent-based, trace-id ratio). Traces left "
+        "out are still recorded: their errors and violations are sent, with their "
+        "transaction (business-aware keep).",
         "use a number from 0.0 to 1.0",
     ),
     Variable(

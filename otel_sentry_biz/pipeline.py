@@ -13,13 +13,14 @@ from typing import Any, Optional
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import Sampler
 
 from otel_sentry_biz.classify import ErrorClassifier, rules_from_mapping
 from otel_sentry_biz.config import Settings
 from otel_sentry_biz.context import set_sensitive_keys
 from otel_sentry_biz.processor import BusinessSpanProcessor
 from otel_sentry_biz.rules import Rule
+from otel_sentry_biz.sampling import BusinessAwareSampler
 from otel_sentry_biz.span_buffer import BufferedSpanProcessor
 
 _logger = logging.getLogger("otel_sentry_biz.pipeline")
@@ -129,8 +130,11 @@ def build_processor(
 
 
 def traces_sampler(settings: Settings) -> Sampler:
-    """Parent-based trace-id ratio: an incoming decision wins, so one trace is all or nothing."""
-    return ParentBased(TraceIdRatioBased(settings.traces_sample_rate))
+    """Parent-based trace-id ratio that records the rest: failed traces are kept in Sentry.
+
+    See :mod:`otel_sentry_biz.sampling`.
+    """
+    return BusinessAwareSampler(settings.traces_sample_rate)
 
 
 def _provider(settings: Settings, resource: Optional[Mapping[str, Any]]) -> TracerProvider:

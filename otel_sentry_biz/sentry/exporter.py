@@ -106,7 +106,7 @@ class SentrySpanExporter(SpanExporter):
                 segments = self._assembler.add(spans)
             except Exception:
                 _logger.exception("could not group %d spans; they are lost", len(spans))
-                self._dropped[("internal_sdk_error", "span")] += len(spans)
+                self._drop("internal_sdk_error", "span", len(spans))
                 return SpanExportResult.FAILURE
             for segment in segments:
                 self._emit_safely(segment)
@@ -149,18 +149,29 @@ class SentrySpanExporter(SpanExporter):
             self._emit(segment)
         except Exception:
             _logger.exception("could not convert the segment of span %r", segment.root.name)
-            self._dropped[("internal_sdk_error", "span")] += 1 + len(segment.spans)
+            self._drop("internal_sdk_error", "span", 1 + len(segment.spans))
 
     def _emit(self, segment: Segment) -> None:
-        for event in self._factory.errors(segment):
+        errors = self._factory.errors(segment)
+        violations = self._factory.violations(segment)
+        for event in errors:
             if self._random.random() >= self._settings.sample_rate:
-                self._dropped[("sample_rate", "error")] += 1
+                self._drop("sample_rate", "error")
                 continue
             self._queue(event, "error", segment)
-        for event in self._factory.violations(segment):
+        for event in violations:
             self._queue(event, "violation", segment)
+        # A trace the sampler left out (recorded only) still counts when it went wrong:
+        # its transaction is kept when it holds an error or a violation (business-aware keep).
+        if not (segment.root.context.trace_flags.sampled or errors or violations):
+            self._drop("sample_rate", "transaction")
+            return
         for event in self._factory.transactions(segment):
             self._queue(event, "transaction", segment)
+
+    def _drop(self, reason: str, category: str, quantity: int = 1) -> None:
+        self._dropped[(reason, category)] += quantity
+        self._sender.count_drop(reason, category, quantity)
 
     def _queue(self, event: dict[str, Any], kind: str, segment: Segment) -> None:
         # Scrubbed before the envelope and its trace header (which names the transaction).

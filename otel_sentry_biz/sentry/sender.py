@@ -97,6 +97,7 @@ class EnvelopeSender:
         self._last_report = clock()
         self._sent: Counter[str] = Counter()
         self._unreported: Counter[tuple[str, str]] = Counter()
+        self._drops_lock = threading.Lock()
         self._last_success_at: Optional[float] = None
         self._last_error: Optional[str] = None
         self._flush_requested = False
@@ -137,6 +138,11 @@ class EnvelopeSender:
         self._send_client_report(force=True)
         with self._connection_lock:
             self._connection.close()
+
+    def count_drop(self, reason: str, category: str, quantity: int = 1) -> None:
+        """Report a drop made before the outbox (sampling, a conversion bug) to Sentry too."""
+        with self._drops_lock:
+            self._unreported[(reason, category)] += quantity
 
     def stats(self) -> dict[str, Any]:
         now = self._clock()
@@ -249,10 +255,12 @@ class EnvelopeSender:
             return
         self._last_report = now
         # Counts stay ours until Sentry took the report: a failed POST must not lose them.
-        self._unreported.update(self._outbox.take_unreported_drops())
-        if not self._unreported:
-            return
-        envelope = envelopes.client_report_envelope(self._unreported, datetime.now(timezone.utc))
+        with self._drops_lock:
+            self._unreported.update(self._outbox.take_unreported_drops())
+            if not self._unreported:
+                return
+            report = dict(self._unreported)
+        envelope = envelopes.client_report_envelope(report, datetime.now(timezone.utc))
         try:
             with suppress_instrumentation():  # may run on the thread calling shutdown()
                 body, encoding = self._encode(envelopes.serialize(envelope))
@@ -261,8 +269,9 @@ class EnvelopeSender:
         except Exception as exc:
             _logger.debug("client report not delivered: %s", type(exc).__name__)
             return
-        if 200 <= answer.status < 300:
-            self._unreported.clear()
-        elif 400 <= answer.status < 500 and answer.status != 429:
-            _logger.debug("client report refused with HTTP %d", answer.status)
-            self._unreported.clear()  # it would be refused again
+        if 200 <= answer.status < 300 or (400 <= answer.status < 500 and answer.status != 429):
+            if answer.status >= 400:
+                _logger.debug("client report refused with HTTP %d", answer.status)
+            with self._drops_lock:  # what was reported (or refused for good) is done
+                self._unreported.subtract(report)
+                self._unreported = +self._unreported
