@@ -24,6 +24,7 @@ from otel_sentry_biz.config import ConfigError, Settings
 from otel_sentry_biz.scrub import Scrubber, ScrubConfig
 from otel_sentry_biz.sentry import envelopes
 from otel_sentry_biz.sentry.events import EventDefaults, EventFactory
+from otel_sentry_biz.sentry.issue_cap import IssueCap, issue_key
 from otel_sentry_biz.sentry.outbox import MemoryOutbox, Outbox, OutboxEntry
 from otel_sentry_biz.sentry.segments import Segment, SegmentAssembler
 from otel_sentry_biz.sentry.sender import EnvelopeSender
@@ -86,6 +87,7 @@ class SentrySpanExporter(SpanExporter):
                 patterns=settings.scrub_patterns,
             )
         )
+        self._issue_cap = IssueCap(settings.max_events_per_issue)
         self._assembler = SegmentAssembler(max_pending_spans=settings.max_buffered_spans)
         self._outbox = outbox or _outbox_for(settings)
         self._sender = EnvelopeSender(settings.dsn, self._outbox)
@@ -157,10 +159,15 @@ class SentrySpanExporter(SpanExporter):
         for event in errors:
             if self._random.random() >= self._settings.sample_rate:
                 self._drop("sample_rate", "error")
-                continue
-            self._queue(event, "error", segment)
+            elif not self._issue_cap.admit(issue_key(event)):
+                self._drop("event_processor", "error")  # over SENTRY_MAX_EVENTS_PER_ISSUE
+            else:
+                self._queue(event, "error", segment)
         for event in violations:
-            self._queue(event, "violation", segment)
+            if self._issue_cap.admit(issue_key(event)):
+                self._queue(event, "violation", segment)
+            else:
+                self._drop("event_processor", "error")
         # A trace the sampler left out (recorded only) still counts when it went wrong:
         # its transaction is kept when it holds an error or a violation (business-aware keep).
         if not (segment.root.context.trace_flags.sampled or errors or violations):
