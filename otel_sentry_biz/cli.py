@@ -20,6 +20,8 @@ Commands:
                receives (a local receiver on 127.0.0.1 unless SENTRY_DSN or --dsn is given)
   rules check  validate rules files (or shipped sets such as "billing") and list every problem
   outbox       status | show | flush: the durable outbox (OTEL_SENTRY_BIZ_OUTBOX) of an app
+  doctor       check the configuration, the DSN's host, the instrumentors; estimate the
+               monthly event volume and cost (exit 1 on any problem)
 
 Configuration comes from SENTRY_* and OTEL_SENTRY_BIZ_* variables; see docs/configuration.md.
 """
@@ -88,6 +90,20 @@ def _parser() -> argparse.ArgumentParser:
                 help="deliver to this DSN (default: SENTRY_DSN)",
             )
             sub.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the setup and estimate monthly volume and cost",
+        description="Check SENTRY_* / OTEL_SENTRY_BIZ_* settings (every problem is listed), "
+        "production hazards, the DSN's host, the outbox path and the instrumentors that "
+        "would load; estimate monthly events and cost. Exit 1 when there is a problem.",
+    )
+    doctor.add_argument("--rps", type=float, default=10.0, help="requests per second (10)")
+    doctor.add_argument(
+        "--error-rate", type=float, default=0.01, help="share of requests failing (0.01)"
+    )
+    doctor.add_argument(
+        "--price", type=float, default=0.000045, help="$ per event on your plan (0.000045)"
+    )
     return parser
 
 
@@ -109,6 +125,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return check_command(args.files)
         if args.command == "outbox":
             return _outbox(args)
+        if args.command == "doctor":
+            from otel_sentry_biz.doctor import report
+
+            return report(
+                sys.stdout,
+                requests_per_second=args.rps,
+                error_rate=args.error_rate,
+                price=args.price,
+            )
     except ConfigError as exc:
         print(f"otel-sentry-biz: configuration error: {exc}", file=sys.stderr)
         return 2
