@@ -14,6 +14,7 @@ from otel_sentry_biz import attributes as attr
 from otel_sentry_biz.classify import ErrorClassifier
 from otel_sentry_biz.context import current_business
 from otel_sentry_biz.rules import Rule, Violation
+from otel_sentry_biz.spans import events_of
 
 _logger = logging.getLogger("otel_sentry_biz.processor")
 
@@ -79,10 +80,10 @@ class BusinessSpanProcessor(SpanProcessor):
         violations = self._evaluate_rules(span) if self._rules else ()
         failed = span.status.status_code is StatusCode.ERROR
         # Hot path: a clean span without exception events costs one status check.
-        if not failed and not violations and not span.events:
+        if not failed and not violations and not events_of(span):
             return span
         extra_attrs: dict[str, Any] = {}
-        events = list(span.events)
+        events = list(events_of(span))
         changed = False
         for index, event in enumerate(events):
             if event.name == attr.EXCEPTION_EVENT:
@@ -158,7 +159,7 @@ class BusinessSpanProcessor(SpanProcessor):
 
 def _failure_of(span: ReadableSpan) -> tuple[str, str]:
     """Type and message of the span's failure: its last exception, else its status text."""
-    for event in reversed(span.events):
+    for event in reversed(events_of(span)):
         if event.name == attr.EXCEPTION_EVENT and event.attributes:
             return (
                 str(event.attributes.get(attr.EXCEPTION_TYPE, "")),

@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable
 from typing import Any, Optional
 
+from otel_sentry_biz.spans import events_of
+
 MEASUREMENT_VALUE = "sentry.measurement_value"
 MEASUREMENT_UNIT = "sentry.measurement_unit"
 #: Relay's rule for a measurement name (it drops the whole ``measurements`` entry otherwise).
@@ -58,7 +60,7 @@ def measurements(spans: Iterable[Any]) -> dict[str, dict[str, Any]]:
     """
     found: dict[str, tuple[int, dict[str, Any]]] = {}
     for span in spans:
-        for event in getattr(span, "events", None) or ():
+        for event in events_of(span):
             attributes = event.attributes or {}
             value = attributes.get(MEASUREMENT_VALUE)
             if isinstance(value, bool) or not isinstance(value, (int, float)):

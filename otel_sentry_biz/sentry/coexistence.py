@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from otel_sentry_biz.attributes import EXCEPTION_EVENT, EXCEPTION_MESSAGE, EXCEPTION_TYPE
+from otel_sentry_biz.spans import events_of
 
 _logger = logging.getLogger("otel_sentry_biz.sentry.coexistence")
 
@@ -60,9 +61,9 @@ class ExceptionWitness(SpanProcessor):
     """
 
     def on_end(self, span: ReadableSpan) -> None:
-        if not span.events:  # the common case: one attribute check
+        if not events_of(span):  # the common case: one length check
             return
-        for event in span.events:
+        for event in events_of(span):
             if event.name == EXCEPTION_EVENT and event.attributes:
                 recorded_exceptions.note(
                     str(event.attributes.get(EXCEPTION_TYPE, "")),

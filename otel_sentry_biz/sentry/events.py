@@ -26,6 +26,7 @@ from otel_sentry_biz.sentry.segments import Segment
 from otel_sentry_biz.sentry.stacktrace import exception_values
 from otel_sentry_biz.sentry.status import sentry_status
 from otel_sentry_biz.sentry.tags import ResourceInfo, TagMapper, resource_info
+from otel_sentry_biz.spans import events_of
 from otel_sentry_biz.version import __version__
 
 SDK_INFO = {"name": "otel-sentry-biz", "version": __version__}
@@ -171,14 +172,14 @@ class EventFactory:
     def errors(self, segment: Segment) -> list[dict[str, Any]]:
         """One error event per distinct exception in the segment (nested re-records merged)."""
         root = segment.root
-        if not any(span.events for span in (root, *segment.spans)):
+        if not any(events_of(span) for span in (root, *segment.spans)):
             return []  # the common case: nothing was recorded, nothing to name
         transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
         root_failed = root.status.status_code is StatusCode.ERROR
         found: dict[tuple[Any, ...], _Recorded] = {}
         # Innermost first: spans that end earlier recorded the exception first.
         for span in sorted([*segment.spans, root], key=_end):
-            for event in span.events:
+            for event in events_of(span):
                 if event.name != attr.EXCEPTION_EVENT:
                     continue
                 event_attrs = event.attributes or {}
@@ -244,7 +245,7 @@ class EventFactory:
         found = [
             (span, event)
             for span in [root, *segment.spans]
-            for event in span.events
+            for event in events_of(span)
             if event.name == attr.VIOLATION_EVENT
         ]
         if not found:
