@@ -27,6 +27,9 @@ _LAZY = {
     "Schema": "otel_sentry_biz.rules.quality",
     "validate_batch": "otel_sentry_biz.rules.quality",
     "risk_snapshot": "otel_sentry_biz.rules.risk",
+    "health": "otel_sentry_biz.healthcheck",
+    "wsgi_health_app": "otel_sentry_biz.healthcheck",
+    "asgi_health_app": "otel_sentry_biz.healthcheck",
 }
 
 
@@ -59,13 +62,16 @@ __all__ = [
     "Settings",
     "Violation",
     "__version__",
+    "asgi_health_app",
     "capture_error",
     "configure",
     "context",
     "current_business",
+    "health",
     "operation",
     "record",
     "risk_snapshot",
     "validate_batch",
     "violation",
+    "wsgi_health_app",
 ]

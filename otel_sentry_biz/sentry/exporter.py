@@ -97,6 +97,9 @@ class SentrySpanExporter(SpanExporter):
         self._dropped: Counter[tuple[str, str]] = Counter()
         self._events = Counter()
         self._shutdown = False
+        from otel_sentry_biz.healthcheck import register
+
+        register(self)
 
     # -- SpanExporter -------------------------------------------------------------------
 
@@ -141,6 +144,27 @@ class SentrySpanExporter(SpanExporter):
             "dropped_before_queue": {f"{r}:{c}": n for (r, c), n in self._dropped.items()},
             "pending_spans": self._assembler.pending_spans,
             **self._sender.stats(),
+        }
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._shutdown
+
+    def health_state(self) -> dict[str, Any]:
+        """What :func:`otel_sentry_biz.health` reports about this exporter."""
+        sender = self._sender.stats()
+        dropped = {f"{r}:{c}": n for (r, c), n in self._dropped.items()}
+        for key, count in sender["dropped"].items():
+            dropped[key] = dropped.get(key, 0) + count
+        return {
+            "environment": self._settings.environment,
+            "release": self._settings.release,
+            "sample_rate": self._settings.sample_rate,
+            "traces_sample_rate": self._settings.traces_sample_rate,
+            "queued": sender["queued"],
+            "dropped": dropped,
+            "last_success_at": sender["last_success_at"],
+            "last_error": sender["last_error"],
         }
 
     # -- conversion ---------------------------------------------------------------------
