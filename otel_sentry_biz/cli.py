@@ -20,6 +20,8 @@ Commands:
                receives (a local receiver on 127.0.0.1 unless SENTRY_DSN or --dsn is given)
   rules check  validate rules files (or shipped sets such as "billing") and list every problem
   outbox       status | show | flush: the durable outbox (OTEL_SENTRY_BIZ_OUTBOX) of an app
+  send-test    send real test events (--error, --performance, --violation, --all) and say
+               where to find them in Sentry
   doctor       check the configuration, the DSN's host, the instrumentors; estimate the
                monthly event volume and cost (exit 1 on any problem)
 
@@ -90,6 +92,19 @@ def _parser() -> argparse.ArgumentParser:
                 help="deliver to this DSN (default: SENTRY_DSN)",
             )
             sub.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    send = commands.add_parser(
+        "send-test",
+        help="send real test events and say where to find them",
+        description="Send real test events to the DSN and print how to find them in Sentry.",
+    )
+    for kind in ("error", "performance", "violation"):
+        send.add_argument(f"--{kind}", action="store_true", help=f"send a test {kind}")
+    send.add_argument("--all", action="store_true", help="send one of each")
+    send.add_argument(
+        "--dsn",
+        default=os.environ.get("SENTRY_DSN") or None,
+        help="send to this DSN (default: SENTRY_DSN)",
+    )
     doctor = commands.add_parser(
         "doctor",
         help="check the setup and estimate monthly volume and cost",
@@ -125,6 +140,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return check_command(args.files)
         if args.command == "outbox":
             return _outbox(args)
+        if args.command == "send-test":
+            from otel_sentry_biz.send_test import KINDS, send_test
+
+            kinds = [k for k in KINDS if args.all or getattr(args, k)]
+            if not kinds:
+                parser.error("send-test: choose --error, --performance, --violation or --all")
+            if not args.dsn:
+                raise ConfigError("no DSN to send to: pass --dsn or set SENTRY_DSN")
+            return send_test(args.dsn, kinds, sys.stdout)
         if args.command == "doctor":
             from otel_sentry_biz.doctor import report
 

@@ -197,3 +197,29 @@ def test_rules_check_passes_a_valid_file(tmp_path: Path) -> None:
     result = run("rules", "check", str(good))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok, 1 rules" in result.stdout or "ok, 1 rule" in result.stdout
+
+
+def test_send_test_sends_each_kind_and_says_where_to_find_it() -> None:
+    with LocalReceiver() as receiver:
+        result = run("send-test", "--all", "--dsn", receiver.dsn)
+        assert result.returncode == 0, result.stdout + result.stderr
+        run_id = re.search(r"otel_sentry_biz_test:(\w+)", result.stdout).group(1)
+        assert receiver.wait_for(lambda r: len(r.events()) >= 4, timeout=10)
+        events = receiver.events()
+    tagged = [e for e in events if e.get("tags", {}).get("otel_sentry_biz_test") == run_id]
+    kinds = sorted(
+        "violation"
+        if "business_violation" in e.get("contexts", {})
+        else "error"
+        if "exception" in e
+        else "transaction"
+        for e in tagged
+    )
+    # The error's and the violation's requests are transactions too.
+    assert kinds == ["error", "transaction", "transaction", "transaction", "violation"]
+
+
+def test_send_test_needs_a_kind_and_a_dsn() -> None:
+    assert run("send-test").returncode == 2
+    no_dsn = run("send-test", "--error")
+    assert no_dsn.returncode == 2 and "SENTRY_DSN" in no_dsn.stderr
