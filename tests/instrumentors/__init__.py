@@ -1,0 +1,1 @@
+"""Tests of the otel_sentry_biz_instrumentors packages."""
