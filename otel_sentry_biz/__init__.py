@@ -8,7 +8,7 @@
 Everything listed in ``__all__`` is the public API; other modules are internal.
 """
 
-from otel_sentry_biz.capture import capture_error, violation
+from otel_sentry_biz.capture import capture_error, capture_message, violation
 from otel_sentry_biz.classify import ClassificationRule, ErrorClassifier
 from otel_sentry_biz.config import ConfigError, Settings
 from otel_sentry_biz.context import context, current_business, record
@@ -64,6 +64,7 @@ __all__ = [
     "__version__",
     "asgi_health_app",
     "capture_error",
+    "capture_message",
     "configure",
     "context",
     "current_business",

@@ -24,6 +24,11 @@ OPERATION = "biz.operation"
 #: Explicit Sentry op; wins over inference (sentry-sdk's OTel bridge reads the same name).
 SENTRY_OP = "sentry.op"
 
+#: A message for Sentry (``capture_message``) is a span event of this name.
+MESSAGE_EVENT = "biz.message"
+MESSAGE_TEXT = "biz.message.text"
+MESSAGE_LEVEL = "biz.message.level"
+
 #: A business-rule violation is a span event of this name with the ``VIOLATION_*`` attributes.
 VIOLATION_EVENT = "biz.violation"
 VIOLATION_RULE = "biz.violation.rule"

@@ -20,8 +20,8 @@ Commands:
                receives (a local receiver on 127.0.0.1 unless SENTRY_DSN or --dsn is given)
   rules check  validate rules files (or shipped sets such as "billing") and list every problem
   outbox       status | show | flush: the durable outbox (OTEL_SENTRY_BIZ_OUTBOX) of an app
-  send-test    send real test events (--error, --performance, --violation, --all) and say
-               where to find them in Sentry
+  send-test    send real test events (--error, --message, --performance, --violation, --all)
+               and say where to find them in Sentry
   doctor       check the configuration, the DSN's host, the instrumentors; estimate the
                monthly event volume and cost (exit 1 on any problem)
 
@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         help="send real test events and say where to find them",
         description="Send real test events to the DSN and print how to find them in Sentry.",
     )
-    for kind in ("error", "performance", "violation"):
+    for kind in ("error", "message", "performance", "violation"):
         send.add_argument(f"--{kind}", action="store_true", help=f"send a test {kind}")
     send.add_argument("--all", action="store_true", help="send one of each")
     send.add_argument(
@@ -145,7 +145,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             kinds = [k for k in KINDS if args.all or getattr(args, k)]
             if not kinds:
-                parser.error("send-test: choose --error, --performance, --violation or --all")
+                parser.error(
+                    "send-test: choose --error, --message, --performance, --violation or --all"
+                )
             if not args.dsn:
                 raise ConfigError("no DSN to send to: pass --dsn or set SENTRY_DSN")
             return send_test(args.dsn, kinds, sys.stdout)

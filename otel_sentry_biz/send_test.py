@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 import otel_sentry_biz as biz
 from otel_sentry_biz.pipeline import configure
 
-KINDS = ("error", "performance", "violation")
+KINDS = ("error", "message", "performance", "violation")
 
 
 class SendTestError(RuntimeError):
@@ -38,6 +38,9 @@ def send_test(dsn: str, kinds: Sequence[str], out: TextIO, timeout: float = 30.0
                     raise SendTestError(f"otel-sentry-biz test error (run {run}); ignore it")
             except SendTestError:
                 pass
+        if "message" in kinds:
+            with tracer.start_as_current_span("send-test message"):
+                biz.capture_message(f"otel-sentry-biz test message (run {run}); ignore it")
         if "performance" in kinds:
             with tracer.start_as_current_span(
                 "GET /send-test/{run}",

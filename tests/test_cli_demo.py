@@ -204,19 +204,19 @@ def test_send_test_sends_each_kind_and_says_where_to_find_it() -> None:
         result = run("send-test", "--all", "--dsn", receiver.dsn)
         assert result.returncode == 0, result.stdout + result.stderr
         run_id = re.search(r"otel_sentry_biz_test:(\w+)", result.stdout).group(1)
-        assert receiver.wait_for(lambda r: len(r.events()) >= 4, timeout=10)
+        assert receiver.wait_for(lambda r: len(r.events()) >= 7, timeout=10)
         events = receiver.events()
     tagged = [e for e in events if e.get("tags", {}).get("otel_sentry_biz_test") == run_id]
-    kinds = sorted(
-        "violation"
-        if "business_violation" in e.get("contexts", {})
-        else "error"
-        if "exception" in e
-        else "transaction"
-        for e in tagged
-    )
-    # The error's and the violation's requests are transactions too.
-    assert kinds == ["error", "transaction", "transaction", "transaction", "violation"]
+
+    def kind(event: dict) -> str:
+        if "business_violation" in event.get("contexts", {}):
+            return "violation"
+        if "exception" in event:
+            return "error"
+        return "message" if "logentry" in event else "transaction"
+
+    # The error's, the message's and the violation's spans are transactions too.
+    assert sorted(map(kind, tagged)) == ["error", "message", *["transaction"] * 4, "violation"]
 
 
 def test_send_test_needs_a_kind_and_a_dsn() -> None:

@@ -254,6 +254,44 @@ class EventFactory:
         context_tags = self._segment_tags(segment)
         return [self._violation(span, event, transaction, context_tags) for span, event in found]
 
+    def messages(self, segment: Segment) -> list[dict[str, Any]]:
+        """One Sentry message event per ``biz.message`` span event (``capture_message``)."""
+        root = segment.root
+        found = [
+            (span, event)
+            for span in [root, *segment.spans]
+            for event in events_of(span)
+            if event.name == attr.MESSAGE_EVENT
+        ]
+        if not found:
+            return []
+        transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
+        context_tags = self._segment_tags(segment)
+        return [self._message(span, event, transaction, context_tags) for span, event in found]
+
+    def _message(
+        self,
+        span: ReadableSpan,
+        event: Event,
+        transaction: str,
+        context_tags: Mapping[str, str],
+    ) -> dict[str, Any]:
+        event_attrs = event.attributes or {}
+        payload = self._base(span, _ns(event.timestamp))
+        payload["tags"].update(self._split(span.attributes)[0])
+        payload["tags"].update(self._split(_event_business(event_attrs))[0])
+        for key, value in context_tags.items():
+            payload["tags"].setdefault(key, value)
+        naming = name_span(span.name, span.kind, span.attributes or {})
+        payload.update(
+            event_id=_valid_event_id(event_attrs.get(EVENT_ID)) or uuid.uuid4().hex,
+            level=str(event_attrs.get(attr.MESSAGE_LEVEL, "info")),
+            logentry={"formatted": str(event_attrs.get(attr.MESSAGE_TEXT, ""))},
+            transaction=transaction,
+        )
+        payload["contexts"]["trace"] = self._trace_context(span, naming)
+        return payload
+
     def _segment_tags(self, segment: Segment) -> dict[str, str]:
         """Business tags of every span of the segment (root first): the request's context."""
         tags: dict[str, str] = {}
@@ -363,7 +401,7 @@ class _Recorded:
 
 
 #: Event attributes that are our judgements or bookkeeping, not business facts to tag.
-_NOT_BUSINESS_FACTS = (attr.IMPACT, attr.CATEGORY, HANDLED, "biz.violation.")
+_NOT_BUSINESS_FACTS = (attr.IMPACT, attr.CATEGORY, HANDLED, "biz.violation.", "biz.message.")
 
 
 def _event_business(event_attrs: Mapping[str, Any]) -> dict[str, Any]:

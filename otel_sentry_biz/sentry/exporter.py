@@ -180,6 +180,7 @@ class SentrySpanExporter(SpanExporter):
     def _emit(self, segment: Segment) -> None:
         errors = self._factory.errors(segment)
         violations = self._factory.violations(segment)
+        violations += self._factory.messages(segment)  # issues by text, capped the same way
         for event in errors:
             if self._random.random() >= self._settings.sample_rate:
                 self._drop("sample_rate", "error")

@@ -180,3 +180,23 @@ def test_secrets_never_reach_sentry(receiver: LocalReceiver) -> None:
     assert "[Filtered]" in text
     for event in events:
         assert_valid(event)
+
+
+def test_capture_message_becomes_a_message_event_linked_to_its_span(
+    receiver: LocalReceiver,
+) -> None:
+    provider, tracer = _pipeline(receiver)
+    with biz.context(batch="B-12"):
+        with tracer.start_as_current_span("nightly import", kind=SpanKind.SERVER) as span:
+            event_id = biz.capture_message("import finished, 3 rows skipped", "warning", rows=3)
+            assert biz.capture_message("odd level", "loud") is not None  # sent as info
+    events = _delivered(receiver, provider, 3)
+    messages = {e["logentry"]["formatted"]: e for e in events if "logentry" in e}
+    message = messages["import finished, 3 rows skipped"]
+    assert message["event_id"] == event_id
+    assert message["level"] == "warning"
+    assert message["tags"]["batch"] == "B-12" and message["tags"]["rows"] == "3"
+    assert message["contexts"]["trace"]["span_id"] == f"{span.get_span_context().span_id:016x}"
+    assert messages["odd level"]["level"] == "info"
+    for event in events:
+        assert_valid(event)
