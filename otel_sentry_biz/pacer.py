@@ -27,7 +27,7 @@ class Pacer:
     rest decision slightly less informed, and a lock here would cost every span.
     """
 
-    def __init__(self, duty_cycle: float = 0.2, *, idle_after: float = 0.05) -> None:
+    def __init__(self, duty_cycle: float = 0.1, *, idle_after: float = 0.05) -> None:
         if not 0.0 < duty_cycle <= 1.0:
             raise ValueError("duty_cycle must be in (0, 1]")
         self._duty_cycle = duty_cycle

@@ -8,7 +8,7 @@ and counted, never blocking the app.
 
 The worker is *polite*: in CPython it competes with the app for the GIL, so it works in
 small batches and rests between them as the process's :class:`~otel_sentry_biz.pacer.Pacer`
-says: at most a quarter of the time while the app keeps producing spans, at full speed as soon
+says: at most a tenth of the time while the app keeps producing spans, at full speed as soon
 as the app pauses, when the buffer passes three quarters of its budget, and on flush.
 Measured by ``benchmarks/pipeline_overhead.py``.
 """
