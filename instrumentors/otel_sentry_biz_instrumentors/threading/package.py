@@ -1,0 +1,3 @@
+"""What this instrumentor instruments: the standard library only."""
+
+_instruments: tuple[str, ...] = ()
