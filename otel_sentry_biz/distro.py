@@ -80,9 +80,11 @@ class SentryBizConfigurator(_OTelSDKConfigurator):
         processor, exporter = build_processor(settings, extra=[p for p in others if p])
         provider.add_span_processor(processor)
         if exporter is not None:
+            from otel_sentry_biz.log_breadcrumbs import install_breadcrumbs
             from otel_sentry_biz.sentry.coexistence import link_sentry_sdk
 
             link_sentry_sdk(provider)
+            install_breadcrumbs()
 
 
 def _batch(name: str) -> SpanProcessor | None:

@@ -71,9 +71,11 @@ def configure(
     processor, exporter = build_processor(loaded, rules=rules, classifier=classifier)
     provider.add_span_processor(processor)
     if exporter is not None:
+        from otel_sentry_biz.log_breadcrumbs import install_breadcrumbs
         from otel_sentry_biz.sentry.coexistence import link_sentry_sdk
 
         link_sentry_sdk(provider)
+        install_breadcrumbs()
     return Pipeline(loaded, provider, processor, exporter)
 
 

@@ -19,13 +19,14 @@ from opentelemetry.trace import StatusCode
 from otel_sentry_biz import attributes as attr
 from otel_sentry_biz.capture import EVENT_ID, HANDLED, violation_attributes
 from otel_sentry_biz.impact import LEVEL_BY_IMPACT, Category, Impact
+from otel_sentry_biz.log_breadcrumbs import LOG_EVENT, LOG_LEVEL, LOG_LOGGER, LOG_MESSAGE
 from otel_sentry_biz.rules import VIOLATION_FINGERPRINT
 from otel_sentry_biz.rules.measurement import measurements
 from otel_sentry_biz.sentry.ops import SpanNaming, name_span
 from otel_sentry_biz.sentry.segments import Segment
 from otel_sentry_biz.sentry.stacktrace import exception_values
 from otel_sentry_biz.sentry.status import sentry_status
-from otel_sentry_biz.sentry.tags import ResourceInfo, TagMapper, resource_info
+from otel_sentry_biz.sentry.tags import ResourceInfo, TagMapper, json_safe, resource_info
 from otel_sentry_biz.spans import events_of
 from otel_sentry_biz.version import __version__
 
@@ -50,6 +51,7 @@ class EventDefaults:
     environment: Optional[str] = None
     release: Optional[str] = None
     max_spans: int = 1000
+    max_breadcrumbs: int = 100
 
 
 class EventFactory:
@@ -200,9 +202,15 @@ class EventFactory:
         if not found:
             return []
         context_tags = self._segment_tags(segment)
-        return [
-            self._error(record, transaction, root_failed, context_tags) for record in found.values()
-        ]
+        crumbs = _breadcrumbs(segment)
+        errors = []
+        for record in found.values():
+            error = self._error(record, transaction, root_failed, context_tags)
+            before = [c for c in crumbs if c["timestamp"] <= error["timestamp"]]
+            if before and self._defaults.max_breadcrumbs:
+                error["breadcrumbs"] = {"values": before[-self._defaults.max_breadcrumbs :]}
+            errors.append(error)
+        return errors
 
     def _error(
         self,
@@ -411,6 +419,44 @@ def _event_business(event_attrs: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in event_attrs.items()
         if key.startswith(attr.BIZ_PREFIX) and not key.startswith(_NOT_BUSINESS_FACTS)
     }
+
+
+#: Span events that are events of their own in Sentry, not breadcrumbs.
+_NOT_BREADCRUMBS = frozenset(
+    {attr.EXCEPTION_EVENT, attr.VIOLATION_EVENT, attr.MESSAGE_EVENT, "biz.quality"}
+)
+_BREADCRUMB_LEVELS = {
+    "CRITICAL": "fatal",
+    "ERROR": "error",
+    "WARNING": "warning",
+    "INFO": "info",
+    "DEBUG": "debug",
+}
+
+
+def _breadcrumbs(segment: Segment) -> list[dict[str, Any]]:
+    """The segment's span events (log records included) as Sentry breadcrumbs, oldest first."""
+    crumbs = []
+    for span in (segment.root, *segment.spans):
+        for event in events_of(span):
+            if event.name in _NOT_BREADCRUMBS:
+                continue
+            event_attrs = event.attributes or {}
+            if event.name == LOG_EVENT:
+                crumb: dict[str, Any] = {
+                    "type": "default",
+                    "category": str(event_attrs.get(LOG_LOGGER, "log")),
+                    "level": _BREADCRUMB_LEVELS.get(str(event_attrs.get(LOG_LEVEL)), "info"),
+                    "message": str(event_attrs.get(LOG_MESSAGE, "")),
+                }
+            else:
+                crumb = {"type": "default", "category": "span.event", "message": event.name}
+                if event_attrs:
+                    crumb["data"] = {str(k): json_safe(v) for k, v in event_attrs.items()}
+            crumb["timestamp"] = _ns(event.timestamp)
+            crumbs.append(crumb)
+    crumbs.sort(key=lambda crumb: crumb["timestamp"])
+    return crumbs
 
 
 def _violation_fingerprint(rule: str, group: Any, event_attrs: Mapping[str, Any]) -> list[str]:

@@ -73,6 +73,7 @@ class SentrySpanExporter(SpanExporter):
                 environment=settings.environment,
                 release=settings.release,
                 max_spans=settings.max_spans_per_transaction,
+                max_breadcrumbs=settings.max_breadcrumbs,
             ),
             TagMapper(
                 TagPolicy(allow=settings.tag_allowlist, deny=settings.tag_denylist or frozenset())

@@ -200,3 +200,36 @@ def test_capture_message_becomes_a_message_event_linked_to_its_span(
     assert messages["odd level"]["level"] == "info"
     for event in events:
         assert_valid(event)
+
+
+def test_log_records_and_span_events_become_breadcrumbs_of_the_error(
+    receiver: LocalReceiver,
+) -> None:
+    import logging
+
+    from otel_sentry_biz.log_breadcrumbs import install_breadcrumbs
+
+    handler = install_breadcrumbs()
+    logger = logging.getLogger("shop.checkout")
+    logger.setLevel(logging.INFO)
+    try:
+        provider, tracer = _pipeline(receiver, max_breadcrumbs=3)
+        logger.info("outside any span: not a breadcrumb")
+        with pytest.raises(ValueError):
+            with tracer.start_as_current_span("POST /checkout", kind=SpanKind.SERVER) as span:
+                for step in range(3):
+                    logger.info("step %d done", step)
+                span.add_event("cart.loaded", {"items": 3})
+                logger.warning("payment slow")
+                raise ValueError("card expired")
+        events = _delivered(receiver, provider, 2)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    (error,) = [e for e in events if "exception" in e]
+    crumbs = error["breadcrumbs"]["values"]
+    # The latest three (SENTRY_MAX_BREADCRUMBS), oldest first.
+    assert [c["message"] for c in crumbs] == ["step 2 done", "cart.loaded", "payment slow"]
+    assert crumbs[0]["category"] == "shop.checkout" and crumbs[0]["level"] == "info"
+    assert crumbs[1]["data"] == {"items": 3}
+    assert crumbs[2]["level"] == "warning"
+    assert_valid(error)
