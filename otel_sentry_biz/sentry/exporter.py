@@ -90,7 +90,7 @@ class SentrySpanExporter(SpanExporter):
         )
         self._issue_cap = IssueCap(settings.max_events_per_issue)
         self._assembler = SegmentAssembler(max_pending_spans=settings.max_buffered_spans)
-        self._outbox = outbox or _outbox_for(settings)
+        self._outbox = outbox if outbox is not None else _outbox_for(settings)
         self._sender = EnvelopeSender(settings.dsn, self._outbox)
         self._sender.start()
         self._lock = threading.Lock()

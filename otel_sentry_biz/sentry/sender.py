@@ -60,7 +60,7 @@ class EnvelopeSender:
         compress_level: int = 1,
         compress_min_bytes: int = 4096,
         backoff_base: float = 0.5,
-        backoff_cap: float = 60.0,
+        backoff_cap: float = 10.0,
         client_report_interval: float = 30.0,
         clock: Callable[[], float] = time.time,
         pacer: Optional[Pacer] = None,
