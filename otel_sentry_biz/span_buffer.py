@@ -15,12 +15,15 @@ Measured by ``benchmarks/pipeline_overhead.py``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Optional
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -30,6 +33,26 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from otel_sentry_biz.pacer import Pacer, shared_pacer
 
 _logger = logging.getLogger("otel_sentry_biz.span_buffer")
+
+
+@contextmanager
+def _collection_deferred() -> Iterator[None]:
+    """Defer the cyclic garbage collector for one batch (a few milliseconds).
+
+    Converting a batch allocates thousands of short-lived dicts while the buffered spans make
+    a large live heap, so the collector would run many generation-1/2 passes over that heap
+    per batch: measured, ~17 us of CPU per span, a fifth of the pipeline's cost. Deferred,
+    the allocations are counted as usual and collected once after the batch. Only undone
+    if we did it, so an app that runs with the collector off keeps it off.
+    """
+    was_enabled = gc.isenabled()
+    if was_enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class BufferedSpanProcessor(SpanProcessor):
@@ -142,7 +165,7 @@ class BufferedSpanProcessor(SpanProcessor):
         batch = [buffer.popleft() for _ in range(count)]
         try:
             # The exporter's own work (HTTP to Sentry) must never produce spans.
-            with suppress_instrumentation():
+            with suppress_instrumentation(), _collection_deferred():
                 self._exporter.export(batch)
         except Exception:
             _logger.exception("exporter failed on a batch of %d spans", count)

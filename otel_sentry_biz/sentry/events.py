@@ -152,6 +152,10 @@ class EventFactory:
             tags.update(judgement)
         if tags:
             child["tags"] = tags
+        for key in _SHOWN_AS_DESCRIPTION:
+            # The query or URL is already the description: sent (and scrubbed) once, not twice.
+            if data.get(key) == naming.description:
+                del data[key]
         if data:
             child["data"] = data
         return child
@@ -420,6 +424,9 @@ def _event_business(event_attrs: Mapping[str, Any]) -> dict[str, Any]:
         if key.startswith(attr.BIZ_PREFIX) and not key.startswith(_NOT_BUSINESS_FACTS)
     }
 
+
+#: Attributes a span's description is often made of, verbatim.
+_SHOWN_AS_DESCRIPTION = ("db.query.text", "db.statement", "url.full", "http.url")
 
 #: Span events that are events of their own in Sentry, not breadcrumbs.
 _NOT_BREADCRUMBS = frozenset(
