@@ -61,7 +61,20 @@ def coerce_value(value: Any) -> Optional[AttributeValue]:
     OTel attributes accept only str, bool, int, float and homogeneous sequences of them; the
     SDK silently drops anything else, so a ``Decimal`` amount or a ``date`` would vanish.
     Amounts keep their numeric meaning (rules compare them), dates become ISO strings.
+    Total: any value gives a result, even one whose ``__str__`` raises or a list holding
+    itself, because it runs inside the app's request.
     """
+    try:
+        return _coerce(value, 0)
+    except Exception:  # a hostile __str__, __iter__ or isoformat: keep the fact it was there
+        return _unprintable(value)
+
+
+#: Nesting kept in a list value; deeper (or cyclic) parts are shown as "...".
+_MAX_DEPTH = 3
+
+
+def _coerce(value: Any, depth: int) -> Optional[AttributeValue]:
     if value is None:
         return None
     if isinstance(value, (str, bool, int)):
@@ -71,17 +84,36 @@ def coerce_value(value: Any) -> Optional[AttributeValue]:
     if isinstance(value, decimal.Decimal):
         return float(value) if value.is_finite() else str(value)
     if isinstance(value, enum.Enum):
-        return coerce_value(value.value)
+        return _coerce(value.value, depth + 1) if depth < _MAX_DEPTH else str(value)
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, (list, tuple)):
-        items = [coerce_value(item) for item in value]
-        if all(isinstance(item, str) for item in items):
-            return tuple(items)
-        return tuple(str(item) for item in items)
+        if depth >= _MAX_DEPTH:
+            return "..."
+        items = [_flat(item, depth + 1) for item in value]
+        return tuple(items)
     return str(value)
+
+
+def _flat(item: Any, depth: int) -> str:
+    """One item of a list attribute, as text (OTel lists must be homogeneous)."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, (list, tuple)):
+        if depth >= _MAX_DEPTH:
+            return "[...]"
+        return "[" + ", ".join(_flat(part, depth + 1) for part in item) + "]"
+    try:
+        coerced = _coerce(item, depth)
+    except Exception:
+        return _unprintable(item)
+    return "None" if coerced is None else str(coerced)
+
+
+def _unprintable(value: Any) -> str:
+    return f"<unprintable {type(value).__name__}>"
 
 
 def business_attributes(attrs: Mapping[str, Any]) -> dict[str, AttributeValue]:

@@ -7,6 +7,7 @@ Both become span events (so any OTel backend sees them); the Sentry bridge turns
 from __future__ import annotations
 
 import logging
+import traceback
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -49,7 +50,7 @@ def capture_error(
         extra.update(current_business())
         extra.update(attr.business_attributes(context))
         with _recording_span("capture_error") as span:
-            span.record_exception(exc, attributes=extra, escaped=False)
+            record_exception_safely(span, exc, extra)
         return event_id
     except Exception:
         _logger.exception("could not capture %r", type(exc).__name__)
@@ -80,7 +81,7 @@ def capture_message(message: str, level: str = "info", **context: Any) -> Option
         attributes: dict[str, Any] = dict(current_business())
         attributes.update(attr.business_attributes(context))
         attributes.update(
-            {attr.MESSAGE_TEXT: str(message), attr.MESSAGE_LEVEL: level, EVENT_ID: event_id}
+            {attr.MESSAGE_TEXT: _text(message), attr.MESSAGE_LEVEL: level, EVENT_ID: event_id}
         )
         with _recording_span("capture_message") as span:
             span.add_event(attr.MESSAGE_EVENT, attributes=attributes)
@@ -113,17 +114,25 @@ def violation(
         attributes: dict[str, Any] = dict(current_business())
         attributes.update(
             {
-                attr.VIOLATION_RULE: str(rule),
-                attr.VIOLATION_MESSAGE: str(message),
+                attr.VIOLATION_RULE: _text(rule),
+                attr.VIOLATION_MESSAGE: _text(message),
             }
         )
         attributes.update(_violation_judgement(impact, category))
         if group is not None:
-            attributes[attr.VIOLATION_GROUP] = str(group)
+            attributes[attr.VIOLATION_GROUP] = _text(group)
         if risk is not None:
-            attributes[attr.VIOLATION_RISK] = float(risk)
+            try:
+                attributes[attr.VIOLATION_RISK] = float(risk)
+            except (TypeError, ValueError):
+                _logger.error("violation %r: risk %r is not a number; ignored", rule, risk)
         if "window_risk" not in data:  # validate_batch has already counted itself
-            data["window_risk"] = _add_window_risk(rule, impact, category, risk)
+            data["window_risk"] = _add_window_risk(
+                rule,
+                attributes[attr.VIOLATION_IMPACT],
+                attributes[attr.VIOLATION_CATEGORY],
+                risk,
+            )
         for key, value in data.items():
             coerced = attr.coerce_value(value)
             if coerced is not None:
@@ -132,6 +141,41 @@ def violation(
             span.add_event(attr.VIOLATION_EVENT, attributes=attributes)
     except Exception:
         _logger.exception("could not record violation %r", rule)
+
+
+def _text(value: Any) -> str:
+    """``str(value)``, or a placeholder when its ``__str__`` raises: a report is never lost."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def record_exception_safely(span: trace.Span, exc: BaseException, extra: Mapping[str, Any]) -> None:
+    """``span.record_exception``, even for an exception whose ``__str__`` raises.
+
+    The SDK formats the message with ``str(exc)``; an exception that cannot be printed would
+    otherwise be lost (and the error with it). It is recorded with a placeholder message.
+    """
+    try:
+        span.record_exception(exc, attributes=dict(extra), escaped=False)
+        return
+    except Exception:
+        pass
+    try:
+        stack = "".join(traceback.format_tb(exc.__traceback__))
+    except Exception:
+        stack = ""
+    span.add_event(
+        attr.EXCEPTION_EVENT,
+        {
+            attr.EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
+            attr.EXCEPTION_MESSAGE: f"<unprintable {type(exc).__name__}>",
+            attr.EXCEPTION_STACKTRACE: stack,
+            attr.EXCEPTION_ESCAPED: "False",
+            **extra,
+        },
+    )
 
 
 def _add_window_risk(

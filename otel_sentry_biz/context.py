@@ -94,7 +94,10 @@ def context_with(
     elif propagate is False:
         keys = ()
     else:
-        keys = [biz_key(k) for k in propagate]
+        # One key may be given as a plain string: propagate="customer".
+        keys = (
+            [biz_key(propagate)] if isinstance(propagate, str) else [biz_key(k) for k in propagate]
+        )
     for key in keys:
         if key not in added:
             continue
@@ -125,6 +128,8 @@ class context:
 
     def __init__(self, propagate: Union[Iterable[str], bool] = (), **attrs: Any) -> None:
         self._attrs = attrs
+        if isinstance(propagate, str):  # one key given as a plain string
+            propagate = (propagate,)
         self._propagate = propagate if isinstance(propagate, bool) else tuple(propagate)
         self._tokens: list[object] = []
 

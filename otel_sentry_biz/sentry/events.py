@@ -229,8 +229,8 @@ class EventFactory:
         )
         values = [dict(value) for value in record.values]
         values[-1]["mechanism"] = {"type": "otel", "handled": handled}
-        impact = Impact.parse(str(event_attrs.get(attr.IMPACT, Impact.LOW.value)))
-        category = Category.parse(str(event_attrs.get(attr.CATEGORY, "business_logic")))
+        impact = _impact(event_attrs.get(attr.IMPACT), Impact.LOW)
+        category = _category(event_attrs.get(attr.CATEGORY))
         event = self._base(span, _ns(record.event.timestamp))
         tags, data = self._split(span.attributes)
         event_tags, event_data = self._split(_event_business(event_attrs))
@@ -321,8 +321,8 @@ class EventFactory:
     ) -> dict[str, Any]:
         event_attrs = event.attributes or {}
         rule = str(event_attrs.get(attr.VIOLATION_RULE, "unknown"))
-        impact = Impact.parse(str(event_attrs.get(attr.VIOLATION_IMPACT, "MEDIUM")))
-        category = Category.parse(str(event_attrs.get(attr.VIOLATION_CATEGORY, "business_logic")))
+        impact = _impact(event_attrs.get(attr.VIOLATION_IMPACT), Impact.MEDIUM)
+        category = _category(event_attrs.get(attr.VIOLATION_CATEGORY))
         group = event_attrs.get(attr.VIOLATION_GROUP)
         message = str(event_attrs.get(attr.VIOLATION_MESSAGE, rule))
         data = violation_attributes(event_attrs)
@@ -464,6 +464,22 @@ def _breadcrumbs(segment: Segment) -> list[dict[str, Any]]:
             crumbs.append(crumb)
     crumbs.sort(key=lambda crumb: crumb["timestamp"])
     return crumbs
+
+
+def _impact(value: Any, default: Impact) -> Impact:
+    # An app may set biz.impact to anything on a span: an unknown value must not lose the
+    # error (or the segment with it); it is reported with the default.
+    try:
+        return default if value is None else Impact.parse(str(value))
+    except ValueError:
+        return default
+
+
+def _category(value: Any) -> Category:
+    try:
+        return Category.BUSINESS_LOGIC if value is None else Category.parse(str(value))
+    except ValueError:
+        return Category.BUSINESS_LOGIC
 
 
 def _violation_fingerprint(rule: str, group: Any, event_attrs: Mapping[str, Any]) -> list[str]:

@@ -183,12 +183,6 @@ def test_operation_re_raises_an_exception_whose_str_raises_unchanged(harness: Ha
         raise AssertionError(f"the app got {exc!r} instead of its StrRaises") from exc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG capture.capture_error: str() of the exception raises inside the SDK's "
-    "record_exception, so capture_error returns None and nothing is reported",
-)
 def test_capture_error_reports_an_exception_whose_str_raises(harness: Harness) -> None:
     harness.reset()
     with harness.tracer.start_as_current_span("POST /pay", kind=SpanKind.SERVER):
@@ -197,12 +191,6 @@ def test_capture_error_reports_an_exception_whose_str_raises(harness: Harness) -
     assert event_id in {event["event_id"] for event in harness.events()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG capture.capture_error: an exception whose message argument's __str__ raises "
-    "(ValueError(obj)) is not reported (None returned)",
-)
 def test_capture_error_reports_an_exception_with_an_unprintable_argument(
     harness: Harness,
 ) -> None:

@@ -206,15 +206,6 @@ JUDGEMENTS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG sentry/events.py EventFactory._error/_violation: Impact.parse/Category.parse "
-    "of the event's biz.impact/biz.category (inherited from the span by "
-    "BusinessSpanProcessor._judge_exception) raise ValueError on an unknown value; the "
-    "exporter then drops the WHOLE segment (transaction, errors, violations) as "
-    "internal_sdk_error",
-)
 @pytest.mark.parametrize("scenario", list(JUDGEMENTS), ids=list(JUDGEMENTS))
 def test_an_unknown_impact_or_category_does_not_lose_the_segment(
     harness: Harness, scenario: str
