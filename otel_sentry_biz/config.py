@@ -68,10 +68,13 @@ def _dsn(text: str) -> Optional[str]:
     text = text.strip()
     if not text:
         return None
+    # The parser's own messages may quote the DSN, secret included: never pass them on.
+    if not text.isascii():
+        raise ValueError("not a DSN: it must be ASCII (an IDN host in its xn-- form)")
     try:
         Dsn(text)
-    except BadDsn as exc:
-        raise ValueError(f"{exc}; expected https://<public_key>@<host>/<project_id>") from None
+    except (BadDsn, ValueError):
+        raise ValueError("not a DSN: expected https://<public_key>@<host>/<project_id>") from None
     return text
 
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Optional
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_sentry_biz import BusinessSpanProcessor
+
+# CI runs the same examples every time (a red run must be reproducible, not a lottery);
+# HYPOTHESIS_PROFILE=explore searches new ones, many more, when hunting bugs locally.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+hypothesis_settings.register_profile("explore", max_examples=1000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 class SwitchableProcessor(SpanProcessor):

@@ -101,6 +101,10 @@ def parse_rules(text: str, source: str = "<rules>") -> RulesFile:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleError([f"{source}: not valid TOML: {exc}"]) from None
+    except RecursionError:  # the TOML parser recurses per nesting level
+        raise RuleError(
+            [f"{source}: nested too deeply to be a rules file: use [[rule]] tables"]
+        ) from None
     problems: list[str] = []
     for key in document:
         if key not in _TOP_LEVEL:
@@ -199,6 +203,15 @@ def validate_rules_setting(setting: str) -> Optional[str]:
             problems.extend(check_rules_file(resolve_rules(item)))
         except RuleError as exc:
             problems.extend(exc.problems)
+    if not problems:
+        # Each file is sound; together they must be too (e.g. no rule name used twice).
+        try:
+            combined = rules_from_setting(setting, state="memory://")
+        except RuleError as exc:
+            problems.extend(exc.problems)
+        else:
+            if combined is not None:
+                combined.close()
     if problems:
         raise RuleError(problems)
     return setting.strip() or None

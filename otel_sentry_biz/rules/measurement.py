@@ -23,7 +23,8 @@ from otel_sentry_biz.spans import events_of
 MEASUREMENT_VALUE = "sentry.measurement_value"
 MEASUREMENT_UNIT = "sentry.measurement_unit"
 #: Relay's rule for a measurement name (it drops the whole ``measurements`` entry otherwise).
-_NAME = re.compile(r"^[a-z0-9_.]{1,64}$")
+# Relay: a-z0-9._ and starting with a letter or digit... and in practice a letter.
+_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 #: Relay's custom-unit rule: up to 15 ASCII letters, digits or underscores.
 _UNIT = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 

@@ -175,7 +175,12 @@ class EnvelopeConnection:
         parts = []
         while True:
             size_line = self._read_until(sock, b"\r\n", 1024)
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            try:
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            except ValueError:
+                raise ProtocolError(f"bad chunk size {size_line[:20]!r}") from None
+            if size < 0:
+                raise ProtocolError(f"bad chunk size {size_line[:20]!r}")
             if size == 0:
                 self._read_until(sock, b"\r\n", _MAX_HEAD)  # trailers, if any, end blank
                 return b"".join(parts)

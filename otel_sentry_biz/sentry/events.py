@@ -26,7 +26,13 @@ from otel_sentry_biz.sentry.ops import SpanNaming, name_span
 from otel_sentry_biz.sentry.segments import Segment
 from otel_sentry_biz.sentry.stacktrace import exception_values
 from otel_sentry_biz.sentry.status import sentry_status
-from otel_sentry_biz.sentry.tags import ResourceInfo, TagMapper, json_safe, resource_info
+from otel_sentry_biz.sentry.tags import (
+    ResourceInfo,
+    TagMapper,
+    json_safe,
+    resource_info,
+    tag_text,
+)
 from otel_sentry_biz.spans import events_of
 from otel_sentry_biz.version import __version__
 
@@ -333,9 +339,10 @@ class EventFactory:
         payload["tags"].update(tags)
         payload["tags"].update(context_tags)
         payload["tags"].update(data_tags)
-        payload["tags"].update(
-            {IMPACT_TAG: impact.value, CATEGORY_TAG: category.value, RULE_TAG: rule[:200]}
-        )
+        payload["tags"].update({IMPACT_TAG: impact.value, CATEGORY_TAG: category.value})
+        rule_tag = tag_text(rule)
+        if rule_tag is not None:  # a rule name no tag can hold is still in the context
+            payload["tags"][RULE_TAG] = rule_tag
         for key, value in context_tags.items():
             payload["tags"].setdefault(key, value)
         naming = name_span(span.name, span.kind, span.attributes or {})
@@ -497,9 +504,10 @@ def _span_judgement(
         attributes = span.attributes or {}
     if span.status.status_code is not StatusCode.ERROR or attr.IMPACT not in attributes:
         return {}
+    # Apps may set these attributes to anything: tag only what the judgement can be.
     return {
-        IMPACT_TAG: str(attributes[attr.IMPACT]),
-        CATEGORY_TAG: str(attributes.get(attr.CATEGORY, "business_logic")),
+        IMPACT_TAG: _impact(attributes[attr.IMPACT], Impact.MEDIUM).value,
+        CATEGORY_TAG: _category(attributes.get(attr.CATEGORY)).value,
     }
 
 

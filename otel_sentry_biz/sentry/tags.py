@@ -307,6 +307,11 @@ def json_safe(value: Any, _depth: int = 0) -> Any:
 # -- helpers ------------------------------------------------------------------------------
 
 
+def tag_text(value: str) -> Optional[str]:
+    """``value`` as a Sentry tag value (stripped, one line, at most 200 chars), or None."""
+    return _tag_value(value, (str,))
+
+
 def _tag_value(value: Any, types: tuple[type, ...]) -> Optional[str]:
     if not isinstance(value, types):
         return None

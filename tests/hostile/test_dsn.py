@@ -21,10 +21,9 @@ from tests.hostile.harness import error_logs
 from tests.hostile.strategies import any_text, short_text
 
 FIX = next(variable.fix for variable in VARIABLES if variable.env == "SENTRY_DSN")
-#: Known bugs, counted by the properties instead of failing them:
-#: test_a_dsn_with_a_non_latin1_host_key_or_path_is_a_config_error (UnicodeEncodeError) and
+#: Known bug, counted by the properties instead of failing them:
 #: test_an_ipv6_dsn_works_or_is_a_config_error (ValueError "not an http(s) URL").
-KNOWN_ESCAPES = (UnicodeEncodeError, ValueError)
+KNOWN_ESCAPES = (ValueError,)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,7 +55,7 @@ def _exporter_or_config_error(dsn: str, secret: Optional[str] = None) -> None:
                 assert secret not in message, f"the secret leaks in {message!r}"
                 assert secret not in repr(exc.args)
         except KNOWN_ESCAPES as exc:
-            if not isinstance(exc, UnicodeEncodeError) and "not an http(s) URL" not in str(exc):
+            if "not an http(s) URL" not in str(exc):
                 raise
             _note(f"known bug: {type(exc).__name__}")
         else:
@@ -154,14 +153,6 @@ def test_the_secret_of_a_valid_dsn_is_not_sent_or_logged() -> None:
 # -- known bugs -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG sentry/connection.EnvelopeConnection.__init__: the request head is encoded "
-    "as latin-1, so a DSN whose host, public key or path has a non-latin-1 character (valid "
-    "to Settings/sentry-sdk's Dsn) raises UnicodeEncodeError from SentrySpanExporter(), not a "
-    "ConfigError naming SENTRY_DSN (IDNA-encode the host / validate in config._dsn)",
-)
 @pytest.mark.parametrize(
     "dsn",
     [
@@ -201,13 +192,6 @@ def test_an_ipv6_dsn_works_or_is_a_config_error(dsn: str) -> None:
     exporter.shutdown(100)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG config._dsn/_check_argument: the value is shown as <redacted>, but the "
-    "parser's own message is kept: in https://key:SECRET/1 (the @host part lost) urllib reads "
-    "SECRET as the port and says \"Port could not be cast to integer value as 'SECRET'\"",
-)
 def test_a_dsn_missing_its_host_does_not_leak_the_secret() -> None:
     secret = "zQx0123456789abcdef"
     _exporter_or_config_error(f"https://key:{secret}/1", secret)

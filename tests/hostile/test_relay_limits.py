@@ -214,3 +214,15 @@ def test_an_unknown_impact_or_category_does_not_lose_the_segment(
     JUDGEMENTS[scenario](harness)
     events = harness.events(tolerate=False)
     assert any(event.get("type") == "transaction" for event in events)
+
+
+@pytest.mark.parametrize("value", ["", " ", "HIGH\nLOW", "x" * 201])
+def test_a_failed_span_s_judgement_is_a_valid_tag(harness: Harness, value: str) -> None:
+    harness.reset()
+    try:
+        with harness.tracer.start_as_current_span("POST /pay", kind=SpanKind.SERVER) as span:
+            span.set_attribute("biz.impact", value)
+            raise ValueError("declined")
+    except ValueError:
+        pass
+    assert harness.events(tolerate=False)

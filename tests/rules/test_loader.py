@@ -292,7 +292,11 @@ def test_the_rules_setting_is_validated_up_front(tmp_path):
     from otel_sentry_biz.rules.loader import validate_rules_setting
 
     good = write(tmp_path, GOOD, "good.toml")
-    assert validate_rules_setting(f" {good}, billing ") == f"{good}, billing"
+    assert validate_rules_setting(f" {good} ") == f"{good}"
+    assert validate_rules_setting(" billing ") == "billing"
     assert validate_rules_setting("") is None
+    # Each file is sound, together they are not: GOOD and billing both name work_request_limit.
+    with pytest.raises(ValueError, match="already used"):
+        validate_rules_setting(f"{good}, billing")
     with pytest.raises(ValueError, match="no such file"):
         validate_rules_setting(f"{good},{tmp_path / 'missing.toml'}")
