@@ -222,7 +222,11 @@ def resolve_rules(item: str) -> str:
     if os.sep in item or "/" in item or item.endswith(".toml"):
         return item
     shipped = SETS_DIRECTORY / f"{item}.toml"
-    if not shipped.is_file():
+    try:
+        exists = shipped.is_file()
+    except (OSError, ValueError):  # a name too long for a path, or holding a NUL
+        exists = False
+    if not exists:
         names = ", ".join(shipped_sets()) or "none"
         raise RuleError(
             [

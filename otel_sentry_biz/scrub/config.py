@@ -147,6 +147,8 @@ def parse_patterns(text: str) -> tuple[tuple[str, str], ...]:
         loaded = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to be a JSON object of patterns") from None
     if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
         raise ValueError('expected a JSON object of strings, {"name": "regex"}')
     for name, pattern in loaded.items():
@@ -154,6 +156,8 @@ def parse_patterns(text: str) -> tuple[tuple[str, str], ...]:
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"pattern {name!r} is not a valid regex ({exc})") from None
+        except (RecursionError, OverflowError):
+            raise ValueError(f"pattern {name!r} is too large or deep to compile") from None
     return tuple(loaded.items())
 
 

@@ -240,7 +240,7 @@ def _outbox_for(settings: Settings) -> Outbox:
 
         try:
             return SQLiteOutbox(settings.outbox, max_bytes=settings.max_queue_mb * _MB)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, ValueError) as exc:  # ValueError: a NUL, a bad code
             raise ConfigError(
                 f"OTEL_SENTRY_BIZ_OUTBOX={settings.outbox!r}: cannot open it as an outbox "
                 f"({exc}); use a writable file path, or unset it to queue in memory"

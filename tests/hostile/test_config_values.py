@@ -39,10 +39,7 @@ config_text = st.one_of(
 
 #: Known bugs (xfail tests below): these variables let other exceptions escape
 #: Settings.load. The property counts them (hypothesis statistics) instead of failing on them.
-KNOWN_ESCAPES: dict[str, tuple[type[BaseException], ...]] = {
-    "OTEL_SENTRY_BIZ_RULES": (OSError,),  # ENAMETOOLONG from resolve_rules
-    "OTEL_SENTRY_BIZ_SCRUB_PATTERNS": (RecursionError, OverflowError),  # parse_patterns
-}
+KNOWN_ESCAPES: dict[str, tuple[type[BaseException], ...]] = {}
 #: Known bugs: values of these variables load, then the pipeline rejects them with a message
 #: that does not name the variable (ScrubConfig's "argument patterns[...]", the state store's
 #: "unknown state store URL", a plain ValueError from the classifier for "Type=").
@@ -157,14 +154,6 @@ ESCAPES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG config/rules/scrub parsers let non-ValueErrors escape Settings.load: "
-    "rules/loader.resolve_rules: Path.is_file() raises OSError(ENAMETOOLONG) for a set name "
-    "over 255 bytes; scrub/config.parse_patterns: json.loads / re.compile raise "
-    "RecursionError on deep nesting and OverflowError on a huge {n} repeat",
-)
 @pytest.mark.parametrize("case", list(ESCAPES), ids=list(ESCAPES))
 def test_bad_values_are_config_errors_naming_the_variable(case: str) -> None:
     env, value = ESCAPES[case]
@@ -200,14 +189,6 @@ def test_values_rejected_when_the_pipeline_is_built_name_the_variable(case: str)
     _config_error_or_fail(lambda: _build(Settings.load(env).replace(dsn=DSN)), variable)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG sentry/exporter._outbox_for: SQLiteOutbox(path) raises ValueError ('embedded "
-    "null byte') for a NUL and UnicodeEncodeError for a surrogate outside surrogateescape's "
-    "range; neither is caught with OSError/sqlite3.Error: not a ConfigError naming "
-    "OTEL_SENTRY_BIZ_OUTBOX (reachable through the outbox= argument)",
-)
 @pytest.mark.parametrize("name", ["a\x00b", "\ud800.db"], ids=["NUL", "surrogate"])
 def test_an_unusable_outbox_path_is_a_config_error(tmp_path: Path, name: str) -> None:
     settings = Settings.load({}, dsn=DSN, outbox=str(tmp_path) + "/" + name)

@@ -165,6 +165,13 @@ def _hours(text: str) -> tuple[datetime.time, datetime.time]:
 
 def _moment(value: Any, zone: datetime.tzinfo) -> Any:
     """A date or an aware datetime in ``zone`` from an attribute value, or None."""
+    try:
+        return _parse_moment(value, zone)
+    except (ValueError, OverflowError, OSError):
+        return None  # out of datetime's range: not a date this rule can judge
+
+
+def _parse_moment(value: Any, zone: datetime.tzinfo) -> Any:
     if value is None:
         return None
     if isinstance(value, str):
