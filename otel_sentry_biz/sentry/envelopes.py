@@ -62,5 +62,21 @@ def serialize(envelope: Envelope) -> bytes:
     return out.getvalue()
 
 
+def without_lone_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate replaced by "?", keys included.
+
+    Text decoded with ``surrogateescape`` (file names, raw headers) holds lone surrogates;
+    JSON writes them as ``\\udcxx`` escapes, which Relay rejects with the whole item. Only
+    called when a serialized envelope contains such an escape, which is rare.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_lone_surrogates(item) for item in value]
+    return value
+
+
 def _iso(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -210,10 +210,15 @@ class SentrySpanExporter(SpanExporter):
         # Scrubbed before the envelope and its trace header (which names the transaction).
         event = self._scrubber.scrub_event(event)
         envelope = envelopes.build_envelope(event, trace_header=self._trace_header(event, segment))
+        payload = envelopes.serialize(envelope)
+        if b"\\ud" in payload:  # a lone surrogate (or a pair): Relay would reject the item
+            event = envelopes.without_lone_surrogates(event)
+            header = envelopes.without_lone_surrogates(self._trace_header(event, segment))
+            payload = envelopes.serialize(envelopes.build_envelope(event, trace_header=header))
         entry = OutboxEntry.new(
             event_id=event["event_id"],
             category=envelopes.data_category(event),
-            payload=envelopes.serialize(envelope),
+            payload=payload,
         )
         self._events[kind] += 1
         self._outbox.put(entry)

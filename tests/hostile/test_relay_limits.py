@@ -156,15 +156,6 @@ SURROGATES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG sentry/events.py + exporter._trace_header: a lone surrogate (e.g. a path "
-    "decoded with surrogateescape) in span names, attribute keys, exception messages or "
-    "violation texts is serialised as a \\udXXX escape; Relay rejects the whole envelope item "
-    "as invalid JSON ('unexpected end of hex escape'): the event is lost. Only attribute "
-    "values go through tags._valid_utf8",
-)
 @pytest.mark.parametrize("where", SURROGATES)
 def test_a_lone_surrogate_does_not_make_the_envelope_invalid(harness: Harness, where: str) -> None:
     harness.reset()
