@@ -25,6 +25,7 @@ from otel_sentry_biz.scrub import Scrubber, ScrubConfig
 from otel_sentry_biz.sentry import envelopes
 from otel_sentry_biz.sentry.events import EventDefaults, EventFactory
 from otel_sentry_biz.sentry.issue_cap import IssueCap, issue_key
+from otel_sentry_biz.sentry.limits import fit_event
 from otel_sentry_biz.sentry.outbox import MemoryOutbox, Outbox, OutboxEntry
 from otel_sentry_biz.sentry.segments import Segment, SegmentAssembler
 from otel_sentry_biz.sentry.sender import EnvelopeSender
@@ -208,7 +209,7 @@ class SentrySpanExporter(SpanExporter):
 
     def _queue(self, event: dict[str, Any], kind: str, segment: Segment) -> None:
         # Scrubbed before the envelope and its trace header (which names the transaction).
-        event = self._scrubber.scrub_event(event)
+        event = fit_event(self._scrubber.scrub_event(event))
         envelope = envelopes.build_envelope(event, trace_header=self._trace_header(event, segment))
         payload = envelopes.serialize(envelope)
         if b"\\ud" in payload:  # a lone surrogate (or a pair): Relay would reject the item

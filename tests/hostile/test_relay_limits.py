@@ -107,15 +107,6 @@ TRIMMED = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG sentry/events.py (EventFactory._error/_violation/_resource, _breadcrumbs) and "
-    "sentry/stacktrace.py: values are copied into fields Relay limits (custom contexts "
-    "span/business_violation/otel ~8 KiB each, breadcrumb strings 2 KiB, exception "
-    "type/module 256 chars, exception value and logentry 8 KiB; the scrubber cuts at 16 KiB) "
-    "unbounded, so Relay trims them (_meta '!limit' / 'len')",
-)
 @pytest.mark.parametrize("scenario", list(TRIMMED), ids=list(TRIMMED))
 def test_copied_values_fit_relays_limits(harness: Harness, scenario: str) -> None:
     harness.reset()
