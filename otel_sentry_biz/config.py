@@ -88,7 +88,7 @@ def _classification(text: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for item in (part.strip() for part in text.split(",") if part.strip()):
         type_name, sep, spec = item.partition("=")
-        if not sep or not type_name.strip():
+        if not sep or not type_name.strip() or not spec.strip():
             raise ValueError(f"{item!r} is not ExceptionType=IMPACT/category")
         parse_judgement(spec)
         pairs.append((type_name.strip(), spec.strip()))
@@ -324,7 +324,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "rules_state",
         "OTEL_SENTRY_BIZ_RULES_STATE",
-        _text,
+        lambda text: _state_url(text),
         None,
         "Where windowed rules keep their counts: memory:// (one process), "
         "sqlite:////path/state.db (processes on one host), redis://host:6379/0 (a fleet). "
@@ -341,9 +341,27 @@ def _parse_names(text: str) -> tuple[str, ...]:
 
 
 def _parse_patterns(text: str) -> tuple[tuple[str, str], ...]:
+    from otel_sentry_biz.scrub import ScrubConfig
     from otel_sentry_biz.scrub.config import parse_patterns
 
-    return parse_patterns(text)
+    patterns = parse_patterns(text)
+    try:  # the scrubber's own checks (a pattern matching "", or the marker), now, not later
+        ScrubConfig(patterns=patterns)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return patterns
+
+
+def _state_url(text: str) -> Optional[str]:
+    text = text.strip()
+    if not text:
+        return None
+    from otel_sentry_biz.rules.state import state_url_problem
+
+    problem = state_url_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text
 
 
 def _rules(text: str) -> Optional[str]:
