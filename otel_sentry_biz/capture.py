@@ -81,7 +81,7 @@ def capture_message(message: str, level: str = "info", **context: Any) -> Option
         attributes: dict[str, Any] = dict(current_business())
         attributes.update(attr.business_attributes(context))
         attributes.update(
-            {attr.MESSAGE_TEXT: _text(message), attr.MESSAGE_LEVEL: level, EVENT_ID: event_id}
+            {attr.MESSAGE_TEXT: printable(message), attr.MESSAGE_LEVEL: level, EVENT_ID: event_id}
         )
         with _recording_span("capture_message") as span:
             span.add_event(attr.MESSAGE_EVENT, attributes=attributes)
@@ -114,13 +114,13 @@ def violation(
         attributes: dict[str, Any] = dict(current_business())
         attributes.update(
             {
-                attr.VIOLATION_RULE: _text(rule),
-                attr.VIOLATION_MESSAGE: _text(message),
+                attr.VIOLATION_RULE: printable(rule),
+                attr.VIOLATION_MESSAGE: printable(message),
             }
         )
         attributes.update(_violation_judgement(impact, category))
         if group is not None:
-            attributes[attr.VIOLATION_GROUP] = _text(group)
+            attributes[attr.VIOLATION_GROUP] = printable(group)
         if risk is not None:
             try:
                 attributes[attr.VIOLATION_RISK] = float(risk)
@@ -143,7 +143,7 @@ def violation(
         _logger.exception("could not record violation %r", rule)
 
 
-def _text(value: Any) -> str:
+def printable(value: Any) -> str:
     """``str(value)``, or a placeholder when its ``__str__`` raises: a report is never lost."""
     try:
         return str(value)
@@ -151,14 +151,16 @@ def _text(value: Any) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
-def record_exception_safely(span: trace.Span, exc: BaseException, extra: Mapping[str, Any]) -> None:
+def record_exception_safely(
+    span: trace.Span, exc: BaseException, extra: Mapping[str, Any], *, escaped: bool = False
+) -> None:
     """``span.record_exception``, even for an exception whose ``__str__`` raises.
 
     The SDK formats the message with ``str(exc)``; an exception that cannot be printed would
     otherwise be lost (and the error with it). It is recorded with a placeholder message.
     """
     try:
-        span.record_exception(exc, attributes=dict(extra), escaped=False)
+        span.record_exception(exc, attributes=dict(extra), escaped=escaped)
         return
     except Exception:
         pass
@@ -172,7 +174,7 @@ def record_exception_safely(span: trace.Span, exc: BaseException, extra: Mapping
             attr.EXCEPTION_TYPE: f"{type(exc).__module__}.{type(exc).__qualname__}",
             attr.EXCEPTION_MESSAGE: f"<unprintable {type(exc).__name__}>",
             attr.EXCEPTION_STACKTRACE: stack,
-            attr.EXCEPTION_ESCAPED: "False",
+            attr.EXCEPTION_ESCAPED: str(escaped),
             **extra,
         },
     )

@@ -13,9 +13,10 @@ from typing import Any, Callable, Optional, TypeVar, Union
 
 from opentelemetry import trace
 from opentelemetry.context import attach, detach
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_sentry_biz import attributes as attr
+from otel_sentry_biz.capture import printable, record_exception_safely
 from otel_sentry_biz.context import context_with
 from otel_sentry_biz.impact import Category, Impact
 
@@ -68,16 +69,32 @@ class operation:
         except Exception:
             _logger.exception("could not build the business context of %r", self._name)
             ctx, token = None, None
+        # We record the exception ourselves: the SDK formats it with str(), and an exception
+        # whose __str__ raises would then replace the app's own exception.
         manager = _tracer.start_as_current_span(
-            self._name, context=ctx, kind=self._kind, attributes=self._span_attrs
+            self._name,
+            context=ctx,
+            kind=self._kind,
+            attributes=self._span_attrs,
+            record_exception=False,
+            set_status_on_exception=False,
         )
         span = manager.__enter__()
-        self._stack.append((manager, token))
+        self._stack.append((manager, token, span))
         return span
 
     def __exit__(self, *exc_info: Any) -> Optional[bool]:
-        manager, token = self._stack.pop()
+        manager, token, span = self._stack.pop()
+        exc = exc_info[1]
         try:
+            if isinstance(exc, Exception):
+                try:
+                    record_exception_safely(span, exc, {}, escaped=True)
+                    span.set_status(
+                        Status(StatusCode.ERROR, f"{type(exc).__name__}: {printable(exc)}")
+                    )
+                except Exception:
+                    _logger.exception("could not record the exception of %r", self._name)
             return manager.__exit__(*exc_info)
         finally:
             if token is not None:

@@ -36,17 +36,12 @@ RESOURCE = {
     "deployment.environment.name": "staging",
 }
 
-#: Known bug (test_relay_limits.py): strings and objects are copied into fields Relay limits
-#: (custom contexts ~8 KiB, breadcrumb strings 2 KiB, exception type/module 256 chars,
-#: exception values and messages 8 KiB) without those limits, so Relay trims them. While it
-#: stands, a *trim* (never an error) at these paths is tolerated, so that the properties keep
-#: hunting for other bugs.
-TOLERATED_TRIMS = re.compile(
-    r"contexts\.(span|business_violation|otel)(\.|$)"
-    r"|breadcrumbs\.values(\.|$)"
-    r"|exception\.values\.\d+\.(type|module|value)$"
-    r"|logentry\.formatted$"
-)
+#: Relay trims (``_meta`` "!limit" / "len", never an error) tolerated at these paths. Empty:
+#: the values once copied unbounded into fields Relay limits (custom contexts ~8 KiB,
+#: breadcrumb strings 2 KiB, exception type/module 256 chars, messages 8 KiB) are bounded now
+#: (test_relay_limits.py). Should such a bug come back while another is being chased, list
+#: its paths here, e.g. r"contexts\.span(\.|$)", so the properties keep hunting.
+TOLERATED_TRIMS = re.compile(r"(?!)")  # matches nothing
 
 
 def no_exception(function: Callable[[], Any]) -> Any:
