@@ -125,6 +125,14 @@ class Scrubber:
                 out[key] = self._mapping(value, 1, prose_message=True)
             elif key == "user" and isinstance(value, Mapping):
                 out[key] = self._user(value)
+            elif key == "measurements" and isinstance(value, Mapping):
+                # Numbers under names Relay restricts to [a-z0-9._]: a name like
+                # "auth_failures" is a metric, not a secret, and its value must survive.
+                out[key] = {
+                    name: {k: v for k, v in m.items() if isinstance(v, (int, float, str))}
+                    for name, m in value.items()
+                    if isinstance(name, str) and isinstance(m, Mapping)
+                }
             else:
                 out[key] = self._entry(key, value, event, 1, False)
         return out
