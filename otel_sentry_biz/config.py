@@ -72,9 +72,11 @@ def _dsn(text: str) -> Optional[str]:
     if not text.isascii():
         raise ValueError("not a DSN: it must be ASCII (an IDN host in its xn-- form)")
     try:
-        Dsn(text)
+        parsed = Dsn(text)
     except (BadDsn, ValueError):
         raise ValueError("not a DSN: expected https://<public_key>@<host>/<project_id>") from None
+    if ":" in (parsed.host or ""):  # sentry-sdk's Dsn loses an IPv6 address's brackets
+        raise ValueError("IPv6 addresses are not supported in a DSN yet: use a host name")
     return text
 
 
@@ -341,12 +343,12 @@ def _parse_names(text: str) -> tuple[str, ...]:
 
 
 def _parse_patterns(text: str) -> tuple[tuple[str, str], ...]:
-    from otel_sentry_biz.scrub import ScrubConfig
+    from otel_sentry_biz.scrub import Scrubber, ScrubConfig
     from otel_sentry_biz.scrub.config import parse_patterns
 
     patterns = parse_patterns(text)
     try:  # the scrubber's own checks (a pattern matching "", or the marker), now, not later
-        ScrubConfig(patterns=patterns)
+        Scrubber(ScrubConfig(patterns=patterns))
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
     return patterns
