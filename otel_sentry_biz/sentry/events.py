@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -259,33 +259,31 @@ class EventFactory:
 
     def violations(self, segment: Segment) -> list[dict[str, Any]]:
         """One Sentry issue event per ``biz.violation`` span event, fingerprinted by rule."""
-        root = segment.root
-        found = [
-            (span, event)
-            for span in [root, *segment.spans]
-            for event in events_of(span)
-            if event.name == attr.VIOLATION_EVENT
-        ]
-        if not found:
-            return []
-        transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
-        context_tags = self._segment_tags(segment)
-        return [self._violation(span, event, transaction, context_tags) for span, event in found]
+        return self._one_per_event(segment, attr.VIOLATION_EVENT, self._violation)
 
     def messages(self, segment: Segment) -> list[dict[str, Any]]:
         """One Sentry message event per ``biz.message`` span event (``capture_message``)."""
+        return self._one_per_event(segment, attr.MESSAGE_EVENT, self._message)
+
+    def _one_per_event(
+        self,
+        segment: Segment,
+        name: str,
+        build: Callable[[ReadableSpan, Event, str, Mapping[str, str]], dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """``build(span, event, transaction, context_tags)`` for each span event ``name``."""
         root = segment.root
         found = [
             (span, event)
             for span in [root, *segment.spans]
             for event in events_of(span)
-            if event.name == attr.MESSAGE_EVENT
+            if event.name == name
         ]
         if not found:
             return []
         transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
         context_tags = self._segment_tags(segment)
-        return [self._message(span, event, transaction, context_tags) for span, event in found]
+        return [build(span, event, transaction, context_tags) for span, event in found]
 
     def _message(
         self,
