@@ -18,6 +18,9 @@ from typing import Optional
 DEFAULT_RETRY_AFTER = 60.0
 #: The key for "every category".
 ALL = None
+#: Longest pause we honour. Sentry sends long ones when a quota is used up; waiting longer
+#: than this means asking again once a day, not going silent until the process restarts.
+MAX_RETRY_AFTER = 86400.0
 
 
 def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
@@ -30,7 +33,7 @@ def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
     except ValueError:
         pass
     else:  # "inf" and "nan" are no delays: an endless pause would silence us until restart
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return min(max(0.0, seconds), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
     try:
         parsed = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -39,7 +42,7 @@ def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:
         return None
     if parsed.tzinfo is None:  # the asctime form carries no zone: HTTP dates are GMT
         parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return max(0.0, parsed.timestamp() - now)
+    return min(max(0.0, parsed.timestamp() - now), MAX_RETRY_AFTER)
 
 
 def parse_rate_limits(value: Optional[str], now: float) -> dict[Optional[str], float]:
@@ -58,6 +61,7 @@ def parse_rate_limits(value: Optional[str], now: float) -> dict[Optional[str], f
             continue
         if not math.isfinite(retry_after) or retry_after < 0:
             continue
+        retry_after = min(retry_after, MAX_RETRY_AFTER)
         categories = parts[1].split(";") if len(parts) > 1 else [""]
         deadline = now + retry_after
         for category in categories:

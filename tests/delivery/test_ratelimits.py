@@ -207,3 +207,11 @@ def test_snapshot_rounds_to_milliseconds() -> None:
     limits = RateLimits()
     limits.update_from_response(200, {"X-Sentry-Rate-Limits": "1.23456:error"}, NOW)
     assert limits.snapshot(NOW) == {"error": 1.235}
+
+
+def test_absurdly_long_pauses_are_capped_at_a_day() -> None:
+    from otel_sentry_biz.sentry.ratelimits import MAX_RETRY_AFTER
+
+    assert parse_retry_after("1e308", 0.0) == MAX_RETRY_AFTER == 86400.0
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0.0) == MAX_RETRY_AFTER
+    assert parse_rate_limits("1e308:transaction", 100.0) == {"transaction": 100.0 + 86400.0}
