@@ -21,9 +21,6 @@ from tests.hostile.harness import error_logs
 from tests.hostile.strategies import any_text, short_text
 
 FIX = next(variable.fix for variable in VARIABLES if variable.env == "SENTRY_DSN")
-#: Known bugs, counted by the properties instead of failing them, while another is chased
-#: (once: UnicodeEncodeError for a non-latin-1 DSN, ValueError for an IPv6 one). None now.
-KNOWN_ESCAPES: tuple[type[Exception], ...] = ()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,28 +40,27 @@ def _note(label: str) -> None:
         event(label)
 
 
-def _exporter_or_config_error(dsn: str, secret: Optional[str] = None) -> None:
+def _exporter_or_config_error(dsn: str, secret: Optional[str] = None) -> str:
+    """ "accepted" or "rejected" (a ConfigError naming SENTRY_DSN or the fix).
+
+    Any other exception propagates; with ``secret``, neither the error, the exporter's stats
+    nor any log record may contain it (asserted here, for every caller).
+    """
     with error_logs("otel_sentry_biz", "sentry_sdk", level=logging.DEBUG) as records:
         try:
             exporter = SentrySpanExporter(dsn=dsn)
         except ConfigError as exc:
-            _note("rejected")
-            message = str(exc)
-            assert "SENTRY_DSN" in message or FIX in message, message
-            if secret:
-                assert secret not in message, f"the secret leaks in {message!r}"
-                assert secret not in repr(exc.args)
-        except KNOWN_ESCAPES as exc:
-            _note(f"known bug: {type(exc).__name__}")
+            outcome, shown = "rejected", f"{exc} {exc.args!r}"
+            assert "SENTRY_DSN" in str(exc) or FIX in str(exc), str(exc)
         else:
-            _note("accepted")
-            stats = repr(exporter.stats())
+            outcome, shown = "accepted", repr(exporter.stats())
             exporter.shutdown(100)
-            if secret:
-                assert secret not in stats
+    logged = "\n".join(f"{record.getMessage()} {record.exc_text or ''}" for record in records)
     if secret:
-        logged = "\n".join(f"{record.getMessage()} {record.exc_text or ''}" for record in records)
+        assert secret not in shown, f"the secret leaks in {shown!r}"
         assert secret not in logged, "the secret leaks in the logs"
+    _note(outcome)
+    return outcome
 
 
 #: DSN parts, each hostile or near-valid.
@@ -100,7 +96,7 @@ _secrets = st.text("0123456789abcdef", min_size=16, max_size=32).map(lambda hex_
 @budget(60)
 @given(dsn=st.one_of(any_text, st.sampled_from(["https://key@host/1", "http://k@h/1 "])))
 def test_any_text_is_a_dsn_or_a_config_error_naming_it(dsn: str) -> None:
-    _exporter_or_config_error(dsn)
+    assert _exporter_or_config_error(dsn) in ("accepted", "rejected")
 
 
 _VALID = {
@@ -140,12 +136,12 @@ def near_valid_dsns(draw: st.DrawFn) -> tuple[str, str]:
 @given(case=near_valid_dsns())
 def test_near_valid_dsns_never_leak_their_secret(case: tuple[str, str]) -> None:
     dsn, secret = case
-    _exporter_or_config_error(dsn, secret)
+    assert _exporter_or_config_error(dsn, secret) in ("accepted", "rejected")
 
 
 def test_the_secret_of_a_valid_dsn_is_not_sent_or_logged() -> None:
     secret = "zQxdeadbeefdeadbeef"
-    _exporter_or_config_error(f"http://public:{secret}@127.0.0.1:9/1", secret)
+    assert _exporter_or_config_error(f"http://public:{secret}@127.0.0.1:9/1", secret) == "accepted"
 
 
 # -- known bugs -----------------------------------------------------------------------------
@@ -173,15 +169,10 @@ def test_a_dsn_with_a_non_latin1_host_key_or_path_is_a_config_error(dsn: str) ->
 
 @pytest.mark.parametrize("dsn", ["https://key@[::1]/42", "http://key@[::1]:9000/42"])
 def test_an_ipv6_dsn_works_or_is_a_config_error(dsn: str) -> None:
-    try:
-        exporter = SentrySpanExporter(dsn=dsn)
-    except ConfigError:
-        return
-    except Exception as exc:
-        raise AssertionError(f"raised {type(exc).__name__}: {exc}") from exc
-    exporter.shutdown(100)
+    # sentry-sdk's Dsn loses the address's brackets: rejected, naming the fix, until supported.
+    assert _exporter_or_config_error(dsn) == "rejected"
 
 
 def test_a_dsn_missing_its_host_does_not_leak_the_secret() -> None:
     secret = "zQx0123456789abcdef"
-    _exporter_or_config_error(f"https://key:{secret}/1", secret)
+    assert _exporter_or_config_error(f"https://key:{secret}/1", secret) == "rejected"

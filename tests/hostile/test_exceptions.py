@@ -202,4 +202,7 @@ def test_a_violation_rule_that_is_no_valid_tag_value_is_not_sent_as_one(
     harness.reset()
     with harness.tracer.start_as_current_span("POST /x", kind=SpanKind.SERVER):
         biz.violation(rule, "HIGH", "over the limit")
-    harness.events()
+    (issue,) = [e for e in harness.events() if "business_violation" in e.get("contexts", {})]
+    # Reported, with the rule in its context, but no tag Relay would reject.
+    assert issue["contexts"]["business_violation"]["rule"] == rule
+    assert "violation_rule" not in issue["tags"]
