@@ -82,7 +82,7 @@ def test_an_unavailable_store_skips_windowed_rules_without_raising(judge):
         def incr(self, *args):
             raise StoreUnavailable("down")
 
-        add_once = put_if_absent = delete = incr
+        add_once = put_if_absent = get = delete = incr
 
         def close(self):
             pass

@@ -59,6 +59,42 @@ def test_put_if_absent_keeps_the_first_value(store):
     assert store.put_if_absent("wr", "Novak", 60) == "Ramirez"
 
 
+def test_get_reads_the_value_put_if_absent_stored(store):
+    assert store.get("wr") is None
+    store.put_if_absent("wr", "Ramirez", 60)
+    store.put_if_absent("wr", "Novak", 60)
+    assert store.get("wr") == "Ramirez"
+    assert store.get("other") is None
+
+
+def test_get_of_an_absent_key_writes_nothing(store):
+    assert store.get("journey") is None
+    # Nothing was left behind for the first writer to trip over.
+    assert store.put_if_absent("journey", "signup", 60) == "signup"
+    assert store.get("journey") == "signup"
+
+
+def test_get_after_delete_is_none(store):
+    store.put_if_absent("journey", "signup", 60)
+    store.delete("journey")
+    assert store.get("journey") is None
+    assert store.put_if_absent("journey", "checkout", 60) == "checkout"
+
+
+def test_get_sees_what_another_connection_stored(store_url):
+    """Two stores on one URL, as two processes have; memory:// is one process's by design."""
+    web = open_store(store_url)
+    worker = web if store_url == "memory://" else open_store(store_url)
+    try:
+        web.put_if_absent("journey:42", '{"n": "signup"}', 60)
+        assert worker.get("journey:42") == '{"n": "signup"}'
+        worker.delete("journey:42")
+        assert web.get("journey:42") is None
+    finally:
+        web.close()
+        worker.close()
+
+
 def test_delete_forgets_counters_and_marks(store):
     store.incr("streak", {"n": 3}, 60)
     store.add_once("mark", 60)
@@ -74,6 +110,7 @@ def test_windows_expire(store):
     store.add_once("mark", 0.3)
     store.put_if_absent("first", "a", 0.3)
     time.sleep(0.45)
+    assert store.get("first") is None
     assert store.incr("window", {"n": 1}, 60) == {"n": 1.0}
     assert store.add_once("mark", 60) is True
     assert store.put_if_absent("first", "b", 60) == "b"
@@ -164,6 +201,32 @@ def test_breaker_turns_failures_into_unavailable_and_cools_down():
     assert inner.calls == 2
 
 
+def test_an_open_breaker_answers_get_like_every_operation_without_the_store():
+    class FailingReads:
+        calls = 0
+
+        def get(self, key):
+            self.calls += 1
+            raise ConnectionError("refused")
+
+        def put_if_absent(self, key, value, ttl):
+            self.calls += 1
+            return value
+
+        def close(self):
+            pass
+
+    inner = FailingReads()
+    breaker = Breaker(inner, cooldown=5, clock=lambda: 0.0)
+    with pytest.raises(StoreUnavailable, match="refused"):
+        breaker.get("journey")
+    with pytest.raises(StoreUnavailable, match="cooling down"):
+        breaker.get("journey")
+    with pytest.raises(StoreUnavailable, match="cooling down"):
+        breaker.put_if_absent("journey", "signup", 60)
+    assert inner.calls == 1
+
+
 def test_unreachable_redis_is_unavailable_not_slow():
     pytest.importorskip("redis", reason="pip install redis to run the Redis store tests")
     store = open_store("redis://127.0.0.1:1/0?timeout=0.2")
@@ -172,6 +235,8 @@ def test_unreachable_redis_is_unavailable_not_slow():
         store.incr("k", {"n": 1}, 60)
     with pytest.raises(StoreUnavailable):
         store.add_once("k", 60)
+    with pytest.raises(StoreUnavailable):
+        store.get("k")
     assert time.monotonic() - started < 1.0
 
 
@@ -188,6 +253,21 @@ def test_bad_store_urls_name_the_fix(url, fix):
     with pytest.raises(StateStoreError) as caught:
         open_store(url)
     assert fix in str(caught.value)
+
+
+def test_an_object_that_is_not_a_store_is_refused_naming_what_it_lacks():
+    class RulesOnly:  # a store written before get joined the protocol
+        def incr(self, key, amounts, ttl):
+            return {}
+
+        add_once = put_if_absent = delete = incr
+
+        def close(self):
+            pass
+
+    assert not isinstance(RulesOnly(), StateStore)
+    with pytest.raises(StateStoreError, match="RulesOnly is not a state store: add get"):
+        open_store(RulesOnly())  # type: ignore[arg-type]
 
 
 def test_state_url_problem_checks_form_without_connecting():

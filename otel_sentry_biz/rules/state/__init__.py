@@ -1,11 +1,12 @@
-"""Shared state for windowed rules, chosen by URL: memory, SQLite (one host) or Redis (a fleet).
+"""Shared state for windowed rules, journeys and funnels, chosen by URL: memory, SQLite (one
+host) or Redis (a fleet).
 
 >>> store = open_store("sqlite:////var/lib/app/rules.db")
 >>> store.incr("daily:ACME", {"sum": 120.5, "count": 1}, ttl=86400)
 {'sum': 120.5, 'count': 1.0}
 
-Four atomic operations are all the rule kinds need, and each store implements them with the
-same semantics (the test suite runs one suite against all three):
+Five atomic operations are all its users need, and each store implements them with the same
+semantics (the test suite runs one suite against all three):
 
 - ``incr(key, amounts, ttl)`` adds to numeric fields of a record and returns their new values;
   the record's expiry is pushed to ``ttl`` seconds from now on every write.
@@ -13,10 +14,14 @@ same semantics (the test suite runs one suite against all three):
   call, False for every later one (duplicates, "fire once per window").
 - ``put_if_absent(key, value, ttl)`` stores ``value`` unless the key holds one, and returns
   the value the key holds (consistency: the first value seen wins).
+- ``get(key)`` is the value ``put_if_absent`` stored at the key, or None; reading writes
+  nothing (a journey step looks its journey up).
 - ``delete(key)`` forgets a key (a failure streak reset by a success).
 
-Expired keys read as absent. Failures of a networked or on-disk store raise
-:class:`StoreUnavailable`, which the engine counts and skips: a rule never breaks a request.
+Expired keys read as absent. A key serves one kind of record: a counter of ``incr``, a mark
+of ``add_once`` or a value of ``put_if_absent`` (the stores differ when one key mixes them).
+Failures of a networked or on-disk store raise :class:`StoreUnavailable`, which its users
+count and skip: a rule, journey or funnel never breaks a request.
 """
 
 from __future__ import annotations
@@ -54,6 +59,10 @@ class StateStore(Protocol):
         """Set ``key`` to ``value`` unless it holds a value; return the value it holds."""
         ...
 
+    def get(self, key: str) -> Optional[str]:
+        """The value ``put_if_absent`` stored at ``key``; None if absent or expired."""
+        ...
+
     def delete(self, key: str) -> None:
         """Forget ``key``."""
         ...
@@ -61,6 +70,10 @@ class StateStore(Protocol):
     def close(self) -> None:
         """Release connections. Idempotent."""
         ...
+
+
+#: What a store must do; an object given as one is checked for these by name.
+_OPERATIONS = ("incr", "add_once", "put_if_absent", "get", "delete", "close")
 
 
 def open_store(url: str = DEFAULT_STATE_URL) -> StateStore:
@@ -72,8 +85,17 @@ def open_store(url: str = DEFAULT_STATE_URL) -> StateStore:
     - ``redis://host:6379/0`` (or ``rediss://``): processes on many hosts; needs the
       ``redis`` package. ``?prefix=app:&timeout=0.1`` set the key prefix and socket timeout.
 
-    Raises :class:`StateStoreError` naming the fix for an unknown scheme or bad option.
+    Raises :class:`StateStoreError` naming the fix for an unknown scheme or bad option, or
+    for an object given as a store that lacks operations of :class:`StateStore`.
     """
+    if not isinstance(url, str):
+        # Callers pass on "a URL or a store"; an object that is no StateStore lands here.
+        missing = [name for name in _OPERATIONS if not callable(getattr(url, name, None))]
+        raise StateStoreError(
+            f"{type(url).__name__} is not a state store: add {', '.join(missing)} "
+            "(see otel_sentry_biz.rules.state.StateStore), or pass a URL such as "
+            "sqlite:////path/to/rules.db"
+        )
     parts = urlsplit(url)
     options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     scheme = parts.scheme.lower()

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from otel_sentry_biz.rules.state import StateStore, StoreUnavailable
 
@@ -45,6 +45,9 @@ class Breaker:
     def put_if_absent(self, key: str, value: str, ttl: float) -> str:
         return self._call(self.store.put_if_absent, key, value, ttl)
 
+    def get(self, key: str) -> Optional[str]:
+        return self._call(self.store.get, key)
+
     def delete(self, key: str) -> None:
         self._call(self.store.delete, key)
 
@@ -63,7 +66,7 @@ class Breaker:
                 self._open_until = self._clock() + self._cooldown
             if first:
                 _logger.warning(
-                    "state store %s failed (%s); windowed rules skip it for %.0f s",
+                    "state store %s failed (%s); everything using it skips it for %.0f s",
                     type(self.store).__name__,
                     exc,
                     self._cooldown,

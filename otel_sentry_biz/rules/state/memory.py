@@ -6,7 +6,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 #: Writes between two sweeps of expired keys: amortises the sweep to O(1) per write.
 _SWEEP_EVERY = 10_000
@@ -51,6 +51,12 @@ class MemoryStore:
                 return held
             self._write(key, value, now, ttl)
             return value
+
+    def get(self, key: str) -> Optional[str]:
+        with self._lock:
+            held = self._live(key, self._clock())
+        # Only put_if_absent stores strings; a counter or a mark under the key is not a value.
+        return held if isinstance(held, str) else None
 
     def delete(self, key: str) -> None:
         with self._lock:

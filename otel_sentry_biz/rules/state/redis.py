@@ -9,7 +9,7 @@ circuit breaker skips the store for a while) instead of slowing the application.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from otel_sentry_biz.rules.state import StateStoreError
@@ -84,8 +84,11 @@ class RedisStore:
         return bool(self._client.set(self._prefix + key, b"1", nx=True, px=_ms(ttl)))
 
     def put_if_absent(self, key: str, value: str, ttl: float) -> str:
-        held = self._put_if_absent(keys=[self._prefix + key], args=[value, _ms(ttl)])
-        return held.decode() if isinstance(held, bytes) else str(held)
+        return _text(self._put_if_absent(keys=[self._prefix + key], args=[value, _ms(ttl)]))
+
+    def get(self, key: str) -> Optional[str]:
+        held = self._client.get(self._prefix + key)  # Redis drops expired keys itself
+        return None if held is None else _text(held)
 
     def delete(self, key: str) -> None:
         self._client.delete(self._prefix + key)
@@ -100,3 +103,8 @@ class RedisStore:
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
+
+
+def _text(reply: Any) -> str:
+    # A client made with decode_responses=True already answers str.
+    return reply.decode() if isinstance(reply, bytes) else str(reply)

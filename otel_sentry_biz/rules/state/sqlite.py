@@ -99,6 +99,13 @@ class SQLiteStore:
             (held,) = conn.execute("SELECT value FROM marks WHERE key = ?", (key,)).fetchone()
             return str(held)
 
+    def get(self, key: str) -> Optional[str]:
+        with self._transaction() as (conn, now):
+            row = conn.execute(
+                "SELECT value FROM marks WHERE key = ? AND expires > ?", (key, now)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def delete(self, key: str) -> None:
         with self._transaction() as (conn, _now):
             conn.execute("DELETE FROM counters WHERE key = ?", (key,))
