@@ -67,6 +67,12 @@ def configure(
     if loaded.debug:
         logging.getLogger("otel_sentry_biz").setLevel(logging.DEBUG)
     set_sensitive_keys(loaded.sensitive_keys or ())
+    if loaded.rules_state:
+        # Journeys and funnels share the rules' store; opening it here makes a bad URL fail
+        # at start-up rather than be logged on the first journey of a request.
+        from otel_sentry_biz.journeys import use_state
+
+        use_state(loaded.rules_state)
     provider = tracer_provider or _provider(loaded, resource)
     processor, exporter = build_processor(loaded, rules=rules, classifier=classifier)
     provider.add_span_processor(processor)

@@ -328,6 +328,32 @@ def test_a_state_that_is_no_store_is_refused_at_start_up_with_the_fix() -> None:
         configure_journeys({"url": "memory://"})  # type: ignore[arg-type]
 
 
+def test_configure_puts_journeys_on_the_rules_state_store_and_fails_early_on_a_bad_one(
+    tmp_path: Any, requests: Requests
+) -> None:
+    import otel_sentry_biz as biz
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    pipeline = biz.configure(tracer_provider=TracerProvider(), rules_state=url, environ={})
+    try:
+        with requests.request():
+            journey_id = journey_start("onboarding")
+        # Another process opening the same URL sees the journey configure() stored.
+        other = open_store(url)
+        try:
+            with requests.request():
+                assert JourneyTracker(other).complete(journey_id) is not False
+            assert requests.last().attributes["biz.journey.outcome"] == "completed"
+        finally:
+            other.close()
+        missing = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'state.db'}"
+        with pytest.raises(ConfigError):
+            biz.configure(tracer_provider=TracerProvider(), rules_state=missing, environ={})
+    finally:
+        pipeline.shutdown()
+        configure_journeys("memory://")
+
+
 # -- expiry ---------------------------------------------------------------------------------
 
 
