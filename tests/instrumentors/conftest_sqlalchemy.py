@@ -127,6 +127,20 @@ def client_spans(exporter) -> list:
     return [span for span in exporter.get_finished_spans() if span.kind is SpanKind.CLIENT]
 
 
+def writes(exporter) -> list[tuple[str, str | None, int | None]]:
+    """(``db.operation.name``, ``db.collection.name``, ``db.operation.batch.size``) of each
+    statement span that inserts, updates or deletes, in order."""
+    return [
+        (
+            span.attributes["db.operation.name"],
+            span.attributes.get("db.collection.name"),
+            span.attributes.get("db.operation.batch.size"),
+        )
+        for span in client_spans(exporter)
+        if span.attributes.get("db.operation.name", "").endswith(("INSERT", "UPDATE", "DELETE"))
+    ]
+
+
 def violations(span, rule: str | None = None) -> list[dict]:
     return [
         dict(event.attributes)

@@ -32,6 +32,7 @@ from tests.instrumentors.conftest_sqlalchemy import (
     schema,
     sleep_sql,
     violations,
+    writes,
 )
 
 ORIGINAL_RAW_CONNECTION = vars(Engine)["raw_connection"]
@@ -123,6 +124,34 @@ def test_batches_and_rows_are_reported(engine, finished):
     assert update.attributes["sqlalchemy.affected_rows"] == 2
     if engine.dialect.name == "postgresql":  # SQLite does not know before the rows are read
         assert select.attributes["db.response.returned_rows"] == 3
+
+
+#: ORM inserts of rows whose ids the database assigns: SQLite runs one cursor execution per row
+#: (insertmanyvalues cannot batch them there), psycopg2 one many-row INSERT.
+ORM_INSERT_EXECUTIONS = {"sqlite": 5, "postgresql": 1}
+
+
+def test_orm_inserts_are_batches_only_when_several_parameter_sets_are_sent(engine, finished):
+    with schema(engine, users=1) as models, instrumented():  # user 0 has one address already
+        table = models.addresses.name
+        with Session(engine) as session:
+            session.add_all(models.Address(user_id=0, email=f"a{i}@example.com") for i in range(5))
+            session.flush()
+            session.add(models.Address(user_id=0, email="alone@example.com"))
+            session.flush()
+            for address in session.scalars(sa.select(models.Address)):
+                address.email += ".org"
+            session.commit()
+        with engine.connect() as conn:
+            stored = conn.execute(sa.select(sa.func.count()).select_from(models.addresses))
+            assert stored.scalar() == 7
+
+    # each ORM insert is one statement, never a batch; the 7 changed rows one executemany()
+    inserts = ORM_INSERT_EXECUTIONS[engine.dialect.name] + 1
+    assert writes(finished) == [("INSERT", table, None)] * inserts + [("BATCH UPDATE", table, 7)]
+    (update,) = [s for s in client_spans(finished) if "UPDATE" in s.name]
+    assert update.name == f"BATCH UPDATE {table}"
+    assert update.attributes["db.query.summary"] == f"BATCH UPDATE {table}"
 
 
 def test_slow_query_is_a_performance_violation(engine, finished):

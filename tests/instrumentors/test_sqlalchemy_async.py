@@ -7,6 +7,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 from opentelemetry.trace import StatusCode
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import otel_sentry_biz as biz
 from otel_sentry_biz import attributes as attr
@@ -18,6 +19,7 @@ from tests.instrumentors.conftest_sqlalchemy import (
     require_postgresql,
     suffix,
     violations,
+    writes,
 )
 
 asyncio_ext = pytest.importorskip("sqlalchemy.ext.asyncio")
@@ -97,3 +99,54 @@ def test_async_pool_exhaustion_is_a_system_resource_error(url, finished):
     assert span.name == "connect"
     assert span.attributes[attr.CATEGORY] == "system_resource"
     assert exceptions(span)[0]["exception.type"] == "sqlalchemy.exc.TimeoutError"
+
+
+def _tagged_items_model(dialect: str):
+    """Items whose first inserted column holds a list (a PostgreSQL ARRAY; JSON, sent as text,
+    on SQLite): a many-row INSERT's flattened values then start with a list."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Item(Base):
+        __tablename__ = f"items_{suffix()}"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        tags: Mapped[list[int]] = mapped_column(
+            sa.ARRAY(sa.Integer) if dialect == "postgresql" else sa.JSON
+        )
+        name: Mapped[str] = mapped_column(sa.String(20))
+
+    return Base, Item
+
+
+def test_async_orm_inserts_are_batches_only_when_several_parameter_sets_are_sent(url, finished):
+    dialect = "postgresql" if "asyncpg" in url else "sqlite"
+    Base, Item = _tagged_items_model(dialect)
+    table = Item.__tablename__
+
+    async def main() -> None:
+        engine = asyncio_ext.create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        try:
+            with instrumented():
+                async with asyncio_ext.AsyncSession(engine) as session:
+                    session.add_all(Item(tags=[i, i + 1], name=f"item{i}") for i in range(4))
+                    await session.flush()
+                    for item in (await session.scalars(sa.select(Item))).all():
+                        item.name += "!"
+                    await session.commit()
+        finally:
+            async with engine.begin() as conn:
+                await conn.run_sync(Base.metadata.drop_all)
+            await engine.dispose()
+
+    asyncio.run(main())
+
+    # each ORM insert is one statement, never a batch (SQLite: one per row; asyncpg: one
+    # many-row INSERT whose flattened values start with a list); the 4 changed rows one
+    # executemany()
+    inserts = 4 if dialect == "sqlite" else 1
+    assert writes(finished) == [("INSERT", table, None)] * inserts + [("BATCH UPDATE", table, 4)]
+    (update,) = [s for s in client_spans(finished) if "UPDATE" in s.name]
+    assert update.name == f"BATCH UPDATE {table}"

@@ -18,6 +18,7 @@ import sys
 import time
 import traceback
 import weakref
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from opentelemetry import trace
@@ -105,7 +106,8 @@ class EngineEvents:
             first = not hasattr(context, _STATE)
             span = None
             if not _contrib_traces(conn):
-                attributes = self._attributes(conn, cursor, statement, query, parameters, many)
+                batch = _batch_size(parameters, context, many)
+                attributes = self._attributes(conn, cursor, statement, query, batch)
                 span = self._tracer.start_span(
                     _span_name(attributes), kind=SpanKind.CLIENT, attributes=attributes
                 )
@@ -206,12 +208,11 @@ class EngineEvents:
     # -- attributes --------------------------------------------------------------------
 
     def _attributes(
-        self, conn: Any, cursor: Any, statement: str, query: Query, parameters: Any, many: bool
+        self, conn: Any, cursor: Any, statement: str, query: Query, batch: Optional[int]
     ) -> dict[str, Any]:
         found = dict(self._server(conn.engine, cursor))
         found[semconv.DB_QUERY_TEXT] = statement if self._settings.capture_literals else query.text
         found.update(self._query_attributes(query))
-        batch = len(parameters) if many and isinstance(parameters, (list, tuple)) else None
         if batch is not None and batch != 1:  # semconv: one parameter set is not a batch
             found[semconv.DB_OPERATION_BATCH_SIZE] = batch
             for key in (semconv.DB_OPERATION_NAME, semconv.DB_QUERY_SUMMARY):
@@ -277,6 +278,26 @@ def _contrib_traces(conn: Any) -> bool:
 def _is_contrib_connect(span: Span) -> bool:
     scope = getattr(span, "instrumentation_scope", None)
     return getattr(scope, "name", None) == _CONTRIB_SCOPE and getattr(span, "name", "") == "connect"
+
+
+def _batch_size(parameters: Any, context: Any, many: bool) -> Optional[int]:
+    """How many parameter sets one cursor execution sends (``cursor.executemany``), or None.
+
+    ``many`` alone does not tell: SQLAlchemy's insertmanyvalues passes ``many=True`` for each
+    ``cursor.execute`` of a many-row INSERT with its rows' values flattened into one tuple
+    (SQLite, one row per execution when it cannot batch; asyncpg) or one dict (psycopg2). That
+    is one statement, not a batch, and ``len()`` of it counts columns. A batch is a sequence of
+    parameter sets. SQLAlchemy >= 2.0 names the cursor method in ``execute_style``, which is
+    exact even when a row's first value is itself a list (a PostgreSQL ARRAY); before 2.0 (no
+    insertmanyvalues) the shape of the parameters tells.
+    """
+    if not many or not isinstance(parameters, (list, tuple)) or not parameters:
+        return None
+    if getattr(getattr(context, "execute_style", None), "name", None) == "INSERTMANYVALUES":
+        return None
+    if not isinstance(parameters[0], (list, tuple, Mapping)):
+        return None
+    return len(parameters)
 
 
 def _span_name(attributes: dict[str, Any]) -> str:
