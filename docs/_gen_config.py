@@ -1,13 +1,25 @@
-"""Regenerate docs/configuration.md from otel_sentry_biz.config.VARIABLES.
+"""Regenerate docs/configuration.md from the settings declarations.
+
+The core settings come from ``otel_sentry_biz.config.VARIABLES``; the SQLAlchemy instrumentor's
+from ``otel_sentry_biz_instrumentors.sqlalchemy.settings.VARIABLES``; the HTTP instrumentors'
+from the table below (they have no declaration of their own yet, only the variable names).
 
 Run: python docs/_gen_config.py  (tests/test_docs_config.py fails when the page is stale)
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import html
 import pathlib
 
 from otel_sentry_biz.config import PROFILES, VARIABLES
+from otel_sentry_biz_instrumentors.celery.semconv import DUP_TOKEN as MESSAGING_DUP
+from otel_sentry_biz_instrumentors.celery.semconv import OPT_IN_VARIABLE
+from otel_sentry_biz_instrumentors.http.django import USER_HOOK_SETTING
+from otel_sentry_biz_instrumentors.http.settings import CAPTURE_HEADERS_ENV, CAPTURE_QUERY_ENV
+from otel_sentry_biz_instrumentors.sqlalchemy import settings as sql
 
 PAGE = pathlib.Path(__file__).with_name("configuration.md")
 
@@ -24,8 +36,82 @@ fix; the DSN's secret is never shown. Standard `OTEL_*` variables (service name,
 attributes, sampler, exporters) keep their OpenTelemetry meaning; when `OTEL_TRACES_SAMPLER`
 is set it wins over `SENTRY_TRACES_SAMPLE_RATE`.
 
-*This page is generated from `otel_sentry_biz/config.py` by `python docs/_gen_config.py`.*
+`otel-sentry-biz doctor` checks the settings of the first table and lists every problem at
+once (see the [command line](cli.md)). The instrumentors read a few variables of their own:
+see [Instrumentor variables](#instrumentor-variables).
+
+*This page is generated from `otel_sentry_biz/config.py` and the instrumentors' settings by
+`python docs/_gen_config.py`.*
 """
+
+INSTRUMENTORS_INTRO = """## Instrumentor variables
+
+Read by each instrumentor when it is instrumented (`instrument()`, or `opentelemetry-instrument`
+at start-up), not by `configure()`; profiles do not change them. Arguments to `instrument()`
+(or to the middleware) win over variables.
+
+### SQLAlchemy
+
+A bad value stops `instrument()` with a `ConfigError` naming the argument or variable, the
+value and what it must be. See [the SQLAlchemy instrumentor](instrumentors/sqlalchemy.md).
+"""
+
+HTTP_INTRO = """### HTTP clients and servers
+
+`SENTRY_SEND_DEFAULT_PII` and `OTEL_SENTRY_BIZ_SENSITIVE_KEYS` (above) apply to HTTP capture
+too: the first allows the user's e-mail, name and IP address on server spans, the second adds
+keys whose query and header values are redacted. See
+[the HTTP instrumentors](instrumentors/http.md#settings).
+"""
+
+#: What the SQLAlchemy parsers accept; sqlalchemy/settings.py declares no fix text of its own.
+SQL_VALID = {
+    "OTEL_SENTRY_BIZ_SQL_LITERALS": "use true or false",
+    "OTEL_SENTRY_BIZ_SQL_SLOW_MS": "use milliseconds, 0 or more (0 turns the check off)",
+    "OTEL_SENTRY_BIZ_SQL_N_PLUS_ONE": "use a whole number, 2 or more (0 turns the check off)",
+    "OTEL_SENTRY_BIZ_SQL_IMPACT": "use LOW, MEDIUM, HIGH or CRITICAL",
+}
+
+#: The HTTP instrumentors' variables: (name, argument, meaning, default, if invalid).
+#: http/settings.py reads them from the environment without a declaration table.
+HTTP_VARIABLES = (
+    (
+        CAPTURE_HEADERS_ENV,
+        "capture_headers",
+        "Header names recorded as http.request.header.<name> / http.response.header.<name> on "
+        "client and server spans, comma-separated, any case. Values of sensitive headers "
+        "(Authorization, Cookie, Set-Cookie, X-Api-Key, ...) are recorded as REDACTED.",
+        "unset: no headers",
+        "any list is accepted",
+    ),
+    (
+        CAPTURE_QUERY_ENV,
+        "capture_query",
+        "Query keys whose values are kept in url.full / url.query, comma-separated.",
+        "unset or `*`: every key but the sensitive ones",
+        "any list is accepted",
+    ),
+)
+
+DJANGO_SETTING = (
+    f"`{USER_HOOK_SETTING}` is a **Django setting** (in `settings.py`), not an environment "
+    'variable: a callable, or its dotted path, `user_from_request(request) -> {"id": ...}`; by '
+    "default `BizDjangoMiddleware` reads `request.user`."
+)
+
+SEMCONV_INTRO = f"""### Standard OpenTelemetry variables the instrumentors read
+
+`{OPT_IN_VARIABLE}` (comma-separated) is read as contrib's instrumentors read it, so both
+agree in one process. The stable names are always written (unlike contrib, also when the
+variable is unset); these values add the old names too:
+"""
+
+#: (token, instrumentor, effect) for OTEL_SEMCONV_STABILITY_OPT_IN.
+SEMCONV_TOKENS = (
+    ("http/dup", "HTTP clients and servers", "`http.method`, `http.url`, `http.status_code`, ..."),
+    ("database/dup", "SQLAlchemy", "`db.system`, `db.statement`, `db.name`, ..."),
+    (MESSAGING_DUP, "Celery", "the messaging names of semconv 1.24 and before"),
+)
 
 
 def _show(value: object) -> str:
@@ -33,13 +119,18 @@ def _show(value: object) -> str:
         return "unset"
     if isinstance(value, (frozenset, tuple)) and not value:
         return "empty"
+    if isinstance(value, enum.Enum):
+        value = value.value
     return f"`{value}`"
 
 
-def render() -> str:
+def _cell(text: str) -> str:
+    """Plain text as one Markdown table cell: `<name>` stays visible, `|` ends no cell."""
+    return html.escape(text, quote=False).replace("|", "\\|")
+
+
+def _core() -> list[str]:
     lines = [
-        INTRO,
-        "",
         "| Variable | Meaning | " + " | ".join(PROFILES) + " | If invalid |",
         "|---|---|" + "---|" * len(PROFILES) + "---|",
     ]
@@ -47,8 +138,44 @@ def render() -> str:
         defaults = " | ".join(_show(variable.default_for(p)) for p in PROFILES)
         argument = f"<br>argument `{variable.field}`"
         lines.append(
-            f"| `{variable.env}`{argument} | {variable.doc} | {defaults} | {variable.fix} |"
+            f"| `{variable.env}`{argument} | {_cell(variable.doc)} | {defaults} "
+            f"| {_cell(variable.fix)} |"
         )
+    return lines
+
+
+def _sqlalchemy() -> list[str]:
+    defaults = {field.name: field.default for field in dataclasses.fields(sql.SQLSettings)}
+    lines = [
+        INSTRUMENTORS_INTRO,
+        "| Variable | Meaning | Default | If invalid |",
+        "|---|---|---|---|",
+    ]
+    for variable in sql.VARIABLES:
+        lines.append(
+            f"| `{variable.name}`<br>argument `{variable.field}` | {_cell(variable.meaning)} "
+            f"| {_show(defaults[variable.field])} | {SQL_VALID[variable.name]} |"
+        )
+    return [*lines, ""]
+
+
+def _http() -> list[str]:
+    lines = [HTTP_INTRO, "| Variable | Meaning | Default | If invalid |", "|---|---|---|---|"]
+    for name, argument, meaning, default, invalid in HTTP_VARIABLES:
+        lines.append(
+            f"| `{name}`<br>argument `{argument}` | {_cell(meaning)} | {default} | {invalid} |"
+        )
+    return [*lines, "", DJANGO_SETTING, ""]
+
+
+def _semconv() -> list[str]:
+    lines = [SEMCONV_INTRO, "| Value | Instrumentor | Old names added |", "|---|---|---|"]
+    lines += [f"| `{token}` | {who} | {effect} |" for token, who, effect in SEMCONV_TOKENS]
+    return lines
+
+
+def render() -> str:
+    lines = [INTRO, "", *_core(), "", *_sqlalchemy(), *_http(), *_semconv()]
     return "\n".join(lines) + "\n"
 
 

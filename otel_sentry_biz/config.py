@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from sentry_sdk.utils import BadDsn, Dsn
 
 from otel_sentry_biz.classify import parse_judgement
+
+if TYPE_CHECKING:
+    from otel_sentry_biz.sentry.fingerprints import FingerprintRules
 
 PROFILES = ("development", "staging", "production")
 
@@ -333,6 +336,16 @@ VARIABLES: tuple[Variable, ...] = (
         "Unset: the rules file's own state setting, else memory://.",
         "use memory://, sqlite:////path/state.db or redis://127.0.0.1:6379/0",
     ),
+    Variable(
+        "fingerprints",
+        "OTEL_SENTRY_BIZ_FINGERPRINTS",
+        lambda text: _fingerprints(text),
+        None,
+        "Fingerprint rules: a TOML file of [[fingerprint]] tables choosing the Sentry issue of "
+        "errors, violations and messages by operation, error type, user type or tag. "
+        "Validated at start-up; see docs/fingerprints.md.",
+        "fix the problems listed, each names the rule and the fix (see docs/fingerprints.md)",
+    ),
 )
 
 
@@ -373,6 +386,12 @@ def _rules(text: str) -> Optional[str]:
     return validate_rules_setting(text)
 
 
+def _fingerprints(text: str) -> Optional[str]:
+    from otel_sentry_biz.sentry.fingerprints import fingerprints_setting
+
+    return fingerprints_setting(text)
+
+
 _BY_FIELD = {variable.field: variable for variable in VARIABLES}
 
 
@@ -404,6 +423,8 @@ class Settings:
     outbox: Optional[str]
     rules: Optional[str]
     rules_state: Optional[str]
+    #: A TOML path, or FingerprintRules built in Python (given as an argument).
+    fingerprints: Union[str, FingerprintRules, None]
 
     @classmethod
     def load(cls, environ: Optional[Mapping[str, str]] = None, **arguments: Any) -> Settings:

@@ -24,6 +24,7 @@ from otel_sentry_biz.config import ConfigError, Settings
 from otel_sentry_biz.scrub import Scrubber, ScrubConfig
 from otel_sentry_biz.sentry import envelopes
 from otel_sentry_biz.sentry.events import EventDefaults, EventFactory
+from otel_sentry_biz.sentry.fingerprints import apply_fingerprints, fingerprint_rules_for
 from otel_sentry_biz.sentry.issue_cap import IssueCap, issue_key
 from otel_sentry_biz.sentry.limits import fit_event
 from otel_sentry_biz.sentry.outbox import MemoryOutbox, Outbox, OutboxEntry
@@ -89,6 +90,7 @@ class SentrySpanExporter(SpanExporter):
                 patterns=settings.scrub_patterns,
             )
         )
+        self._fingerprints = fingerprint_rules_for(settings.fingerprints)  # a bad file: now
         self._issue_cap = IssueCap(settings.max_events_per_issue)
         self._assembler = SegmentAssembler(max_pending_spans=settings.max_buffered_spans)
         self._outbox = outbox if outbox is not None else _outbox_for(settings)
@@ -183,6 +185,8 @@ class SentrySpanExporter(SpanExporter):
         errors = self._factory.errors(segment)
         violations = self._factory.violations(segment)
         violations += self._factory.messages(segment)  # issues by text, capped the same way
+        # Before the per-issue cap: the fingerprint rules decide what an issue is.
+        apply_fingerprints([*errors, *violations], self._fingerprints)
         for event in errors:
             if self._random.random() >= self._settings.sample_rate:
                 self._drop("sample_rate", "error")

@@ -61,7 +61,19 @@ def issue_key(event: Mapping[str, Any]) -> Hashable:
     """What Sentry would group ``event`` by, closely enough for a cap."""
     fingerprint = event.get("fingerprint")
     if fingerprint:
-        return ("fingerprint", *map(str, fingerprint))
+        parts = tuple(map(str, fingerprint))
+        if _DEFAULT_PARTS.isdisjoint(parts):
+            return ("fingerprint", *parts)
+        # "{{ default }}": Sentry's own grouping, split further by the other parts.
+        return ("fingerprint", *parts, _default_key(event))
+    return _default_key(event)
+
+
+#: Sentry's marker for its default grouping inside a fingerprint, both spellings.
+_DEFAULT_PARTS = frozenset({"{{ default }}", "{{default}}"})
+
+
+def _default_key(event: Mapping[str, Any]) -> Hashable:
     values = (event.get("exception") or {}).get("values") or []
     if values:
         last = values[-1]
