@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import re
@@ -50,6 +51,18 @@ THIRD_PARTY_MARKERS = (
     "\\site-packages\\",
     "\\dist-packages\\",
 )
+#: Packages whose frames are never the application's, wherever they are installed: this
+#: library (an editable install is not under site-packages) and what it wraps calls with.
+LIBRARY_PACKAGES = (
+    "otel_sentry_biz",
+    "otel_sentry_biz_instrumentors",
+    "opentelemetry",
+    "sentry_sdk",
+    "wrapt",
+)
+#: Shipped with the library but app code: the demo is what a newcomer runs, and its frames
+#: are the ones an on-call reader is meant to look at.
+APP_PACKAGES = ("otel_sentry_biz.demo",)
 
 # Exceptions are rare, so a regex is fine here; \d{1,10} with ASCII keeps int() cheap and safe.
 _FRAME = re.compile(
@@ -238,7 +251,35 @@ def _in_app(path: str) -> bool:
         return not path.startswith("<frozen ")  # frozen stdlib, unlike <string> / <stdin>
     if any(marker in path for marker in THIRD_PARTY_MARKERS):
         return False
-    return not path.startswith(STDLIB_DIRS)
+    if path.startswith(STDLIB_DIRS):
+        return False
+    library, app = _package_dirs()
+    return not path.startswith(library) or path.startswith(app)
+
+
+@lru_cache(maxsize=1)
+def _package_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The directories of :data:`LIBRARY_PACKAGES` and of :data:`APP_PACKAGES`.
+
+    Asked of the import system on the first frame (not when this module is imported: the
+    packages are looked up, never imported), so an editable install's finder is consulted;
+    a package that is not installed has no directory.
+    """
+    return _dirs_of(LIBRARY_PACKAGES), _dirs_of(APP_PACKAGES)
+
+
+def _dirs_of(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The directories of packages ``names``, as imported and with links resolved."""
+    dirs: set[str] = set()
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):  # a broken or half-initialised package: skip it
+            continue
+        for location in (spec and spec.submodule_search_locations) or ():
+            for form in (os.path.abspath(location), os.path.realpath(location)):
+                dirs.add(form.rstrip(os.sep) + os.sep)
+    return tuple(sorted(dirs))
 
 
 @lru_cache(maxsize=8)
