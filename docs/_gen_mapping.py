@@ -110,7 +110,9 @@ are understood; exception-group members are skipped (the group itself is kept); 
 not a Python traceback gives one value without frames. Frames are oldest first with
 `filename`, `abs_path`, `lineno`, `function`, `context_line` (never the `~~^^` caret lines),
 `module` when the path lies under `sys.path`, and `in_app` — false for `site-packages`,
-`dist-packages`, `<frozen …>` and the interpreter's standard library, true otherwise.
+`dist-packages`, `<frozen …>`, the interpreter's standard library and the packages this library
+wraps calls with (`otel_sentry_biz`, `otel_sentry_biz_instrumentors`, `opentelemetry`,
+`sentry_sdk`, `wrapt`) wherever they are installed, true otherwise.
 At most {max_frames} frames per exception (first and last halves, as Relay keeps them) and the
 last {max_exceptions} exceptions of a chain.
 """
