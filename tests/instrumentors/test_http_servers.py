@@ -238,6 +238,8 @@ def test_django_404_is_not_an_error(django_url, finished):
     assert response.status_code == 404
     server = _server_span(finished)
     assert server.status.status_code is StatusCode.UNSET
+    # Django hands Http404 to process_exception too: it must not become a Sentry error.
+    assert [event.name for event in server.events if event.name == "exception"] == []
 
 
 def test_django_receives_business_baggage(django_url, finished):

@@ -72,6 +72,9 @@ class BizDjangoMiddleware:
             response = self.get_response(request)
             server_span.set_route(route_of(request))
             server_span.set_user(request, self._tracing.user_from_request)
+            failed = request.META.pop(VIEW_EXCEPTION_KEY, None)
+            if failed is not None and response.status_code >= 500:
+                server_span.record(failed)  # a 404 or 403 is the view's answer, not an error
             if outer is None:  # the WSGI middleware records the response itself
                 server_span.response(response.status_code, response.items())
         except Exception as exc:
@@ -86,9 +89,13 @@ class BizDjangoMiddleware:
         return response
 
     def process_exception(self, request: Any, exception: Exception) -> None:
-        server_span = request.META.get(ENVIRON_KEY)
-        if server_span is not None:
-            server_span.record(exception)  # Django answers 500 with it; nothing escapes
+        # Django calls this for Http404 and PermissionDenied too, which it answers 404/403:
+        # the exception is kept and recorded only if the answer turns out to be a 5xx.
+        request.META[VIEW_EXCEPTION_KEY] = exception
+
+
+#: Where process_exception leaves the view's exception for __call__ to judge by the answer.
+VIEW_EXCEPTION_KEY = "otel_sentry_biz.view_exception"
 
 
 def route_of(request: Any) -> Optional[str]:
