@@ -1,0 +1,1 @@
+"""Context7 ERP, reduced to what its monitoring needs: four modules behind a JSON API."""
