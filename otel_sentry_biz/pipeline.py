@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -47,7 +47,7 @@ class Pipeline:
 def configure(
     *,
     tracer_provider: Optional[TracerProvider] = None,
-    rules: Sequence[Rule] = (),
+    rules: Union[Sequence[Rule], str] = (),
     classifier: Optional[ErrorClassifier] = None,
     resource: Optional[Mapping[str, Any]] = None,
     environ: Optional[Mapping[str, str]] = None,
@@ -58,11 +58,16 @@ def configure(
     >>> import otel_sentry_biz as biz
     >>> pipeline = biz.configure(environment="staging")  # SENTRY_DSN from the environment
 
-    Keyword settings (``dsn``, ``environment``, ``traces_sample_rate``, ...) override the
-    variables. An app that already has an SDK ``TracerProvider`` keeps it: the pipeline is added
-    to it. Invalid settings raise :class:`~otel_sentry_biz.config.ConfigError` naming the fix.
-    Without a DSN, business context and judgements still reach your other exporters.
+    ``rules`` are Rule objects, or a string as ``OTEL_SENTRY_BIZ_RULES`` takes it (shipped set
+    names and TOML paths, comma-separated: ``rules="billing,security"``), which then replaces
+    the variable. Keyword settings (``dsn``, ``environment``, ``traces_sample_rate``, ...)
+    override the variables. An app that already has an SDK ``TracerProvider`` keeps it: the
+    pipeline is added to it. Invalid settings raise
+    :class:`~otel_sentry_biz.config.ConfigError` naming the fix. Without a DSN, business
+    context and judgements still reach your other exporters.
     """
+    if isinstance(rules, str):  # a setting, not a sequence of one-letter rules
+        settings["rules"], rules = rules, ()
     loaded = Settings.load(environ, **settings)
     if loaded.debug:
         logging.getLogger("otel_sentry_biz").setLevel(logging.DEBUG)

@@ -193,6 +193,20 @@ def test_permission_denials_are_counted_per_client_address(judged):
     assert found["biz.violation.rule"] == "permission_denials_per_client"
 
 
+def test_password_guessing_across_users_from_one_address_is_caught(judged):
+    # Each user fails only once, so the per-user rule stays quiet; the address does not.
+    _clear_of_window_edge(300)
+    for number in range(21):
+        security_event("auth_failure", user=f"user-{number}", ip="203.0.113.7")
+    counts = _violation_counts(judged)
+    assert counts == [0] * 20 + [1]
+    (found,) = violations(_security_spans(judged)[20])
+    assert found["biz.violation.rule"] == "auth_failures_per_client"
+    assert found["biz.violation.message"] == (
+        "21 failed authentications from one client within 5m (limit 20)"
+    )
+
+
 def test_events_without_the_grouping_key_are_not_counted(judged):
     _clear_of_window_edge(300)
     for _ in range(10):
@@ -264,3 +278,31 @@ def test_a_denied_request_error_carries_the_security_breadcrumb(use_processor):
     assert crumb["message"] == "security.permission_denied"
     assert crumb["data"]["biz.security.user"] == "u-9"
     assert tags_of(assert_valid(error))["endpoint"] == "delete_project"
+
+
+def test_configure_takes_rule_set_names_as_a_string(use_processor: Any):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_sentry_biz.receiver import LocalReceiver
+
+    provider = TracerProvider()
+    with LocalReceiver() as receiver:
+        # A string is the OTEL_SENTRY_BIZ_RULES setting, not a sequence of one-letter rules.
+        pipeline = biz.configure(
+            tracer_provider=provider,
+            rules="security",
+            dsn=receiver.dsn,
+            rules_state="memory://",
+            environ={"OTEL_SENTRY_BIZ_RULES": "billing"},
+        )
+        use_processor.target = pipeline.processor  # the tests' global provider feeds it
+        try:
+            with provider.get_tracer("t").start_as_current_span("request"):
+                security_event("suspicious_activity", reason="probe")
+        finally:
+            pipeline.shutdown()
+        issues = [e for e in receiver.events() if e.get("type") != "transaction"]
+    rules = [e["contexts"]["business_violation"]["rule"] for e in issues]
+    assert rules == ["suspicious_activity"]
+    with pytest.raises(ConfigError, match="no_such_set"):
+        biz.configure(tracer_provider=TracerProvider(), rules="no_such_set", environ={})
