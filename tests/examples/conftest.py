@@ -6,7 +6,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from otel_sentry_biz.receiver import LocalReceiver
 from tests.e2e.conftest import clean_env
@@ -44,13 +44,16 @@ class ExampleRun:
         )
 
 
-def run_example(name: str, cwd: Path, *, dsn: bool = True, **env: str) -> ExampleRun:
+def run_example(
+    name: str, cwd: Path, *, dsn: bool = True, store_dir: Optional[Path] = None, **env: str
+) -> ExampleRun:
     """Run ``examples/<name>/app.py`` with SENTRY_DSN pointing at a fresh receiver.
 
     Every event that arrived is checked by Relay's normalizer. With ``dsn=False`` the app gets
-    no SENTRY_DSN (it starts its own receiver), and nothing is expected here.
+    no SENTRY_DSN (it starts its own receiver), and nothing is expected here. With
+    ``store_dir``, the receiver also writes each envelope there as it arrived (one file each).
     """
-    with LocalReceiver() as receiver:
+    with LocalReceiver(store_dir=store_dir) as receiver:
         if dsn:
             env["SENTRY_DSN"] = receiver.dsn
         done = subprocess.run(
