@@ -50,6 +50,7 @@ _LAZY = {
     "configure_journeys": "otel_sentry_biz.journeys",
     "Funnel": "otel_sentry_biz.journeys",
     "feature_used": "otel_sentry_biz.journeys",
+    "measure": "otel_sentry_biz.measures",
     # Fingerprint rules in Python (a TOML file via OTEL_SENTRY_BIZ_FINGERPRINTS otherwise).
     "FingerprintRule": "otel_sentry_biz.sentry.fingerprints",
     "FingerprintRules": "otel_sentry_biz.sentry.fingerprints",
@@ -108,6 +109,7 @@ __all__ = [
     "journey_complete",
     "journey_start",
     "journey_step",
+    "measure",
     "module",
     "operation",
     "record",

@@ -18,8 +18,8 @@ from otel_sentry_biz.domain_errors import (
     capture_payment_error,
     capture_performance_issue,
 )
+from tests.pipelines import sentry_pipeline, violations
 from tests.relay_oracle import assert_valid, tags_of
-from tests.test_operations_threshold import sentry_pipeline, violations
 
 CARD = "4111 1111 1111 1111"
 

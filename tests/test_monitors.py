@@ -21,8 +21,8 @@ from otel_sentry_biz.config import ConfigError
 from otel_sentry_biz.monitors import api_endpoint, db_operation, module
 from otel_sentry_biz_instrumentors.http import BizASGIMiddleware, BizWSGIMiddleware
 from tests.instrumentors.test_http_support import asgi_server, wsgi_server
+from tests.pipelines import sentry_pipeline, violations
 from tests.relay_oracle import assert_valid, tags_of
-from tests.test_operations_threshold import sentry_pipeline, violations
 
 
 def _span(finished: Any, name: str) -> Any:

@@ -25,8 +25,8 @@ from otel_sentry_biz.processor import BusinessSpanProcessor
 from otel_sentry_biz.rules import RuleSet
 from otel_sentry_biz.rules.loader import rules_from_setting, validate_rules_setting
 from otel_sentry_biz.security import security_event, security_monitor
+from tests.pipelines import sentry_pipeline, tags_among, violations
 from tests.relay_oracle import assert_valid, tags_of
-from tests.test_operations_threshold import sentry_pipeline, tags_among, violations
 
 
 class InvalidToken(PermissionError):

@@ -14,7 +14,7 @@ import pytest
 import otel_sentry_biz as biz
 from otel_sentry_biz import operations
 from otel_sentry_biz.sentry.stacktrace import LIBRARY_PACKAGES, exception_values
-from tests.test_operations_threshold import sentry_pipeline
+from tests.pipelines import sentry_pipeline
 
 APP_FILE = os.path.abspath(__file__)
 
