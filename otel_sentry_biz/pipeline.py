@@ -49,6 +49,7 @@ def configure(
     tracer_provider: Optional[TracerProvider] = None,
     rules: Union[Sequence[Rule], str] = (),
     classifier: Optional[ErrorClassifier] = None,
+    processors: Sequence[SpanProcessor] = (),
     resource: Optional[Mapping[str, Any]] = None,
     environ: Optional[Mapping[str, str]] = None,
     **settings: Any,
@@ -60,7 +61,9 @@ def configure(
 
     ``rules`` are Rule objects, or a string as ``OTEL_SENTRY_BIZ_RULES`` takes it (shipped set
     names and TOML paths, comma-separated: ``rules="billing,security"``), which then replaces
-    the variable. Keyword settings (``dsn``, ``environment``, ``traces_sample_rate``, ...)
+    the variable. ``processors`` receive the judged spans beside Sentry (an OTLP
+    ``BatchSpanProcessor``, say), with the same business attributes, impact, category and
+    violations. Keyword settings (``dsn``, ``environment``, ``traces_sample_rate``, ...)
     override the variables. An app that already has an SDK ``TracerProvider`` keeps it: the
     pipeline is added to it. Invalid settings raise
     :class:`~otel_sentry_biz.config.ConfigError` naming the fix. Without a DSN, business
@@ -79,7 +82,9 @@ def configure(
 
         use_state(loaded.rules_state)
     provider = tracer_provider or _provider(loaded, resource)
-    processor, exporter = build_processor(loaded, rules=rules, classifier=classifier)
+    processor, exporter = build_processor(
+        loaded, rules=rules, classifier=classifier, extra=processors
+    )
     provider.add_span_processor(processor)
     if exporter is not None:
         from otel_sentry_biz.log_breadcrumbs import install_breadcrumbs

@@ -278,31 +278,3 @@ def test_a_denied_request_error_carries_the_security_breadcrumb(use_processor):
     assert crumb["message"] == "security.permission_denied"
     assert crumb["data"]["biz.security.user"] == "u-9"
     assert tags_of(assert_valid(error))["endpoint"] == "delete_project"
-
-
-def test_configure_takes_rule_set_names_as_a_string(use_processor: Any):
-    from opentelemetry.sdk.trace import TracerProvider
-
-    from otel_sentry_biz.receiver import LocalReceiver
-
-    provider = TracerProvider()
-    with LocalReceiver() as receiver:
-        # A string is the OTEL_SENTRY_BIZ_RULES setting, not a sequence of one-letter rules.
-        pipeline = biz.configure(
-            tracer_provider=provider,
-            rules="security",
-            dsn=receiver.dsn,
-            rules_state="memory://",
-            environ={"OTEL_SENTRY_BIZ_RULES": "billing"},
-        )
-        use_processor.target = pipeline.processor  # the tests' global provider feeds it
-        try:
-            with provider.get_tracer("t").start_as_current_span("request"):
-                security_event("suspicious_activity", reason="probe")
-        finally:
-            pipeline.shutdown()
-        issues = [e for e in receiver.events() if e.get("type") != "transaction"]
-    rules = [e["contexts"]["business_violation"]["rule"] for e in issues]
-    assert rules == ["suspicious_activity"]
-    with pytest.raises(ConfigError, match="no_such_set"):
-        biz.configure(tracer_provider=TracerProvider(), rules="no_such_set", environ={})
