@@ -1,8 +1,8 @@
 """Regenerate docs/configuration.md from the settings declarations.
 
-The core settings come from ``otel_sentry_biz.config.VARIABLES``; the SQLAlchemy instrumentor's
-from ``otel_sentry_biz_instrumentors.sqlalchemy.settings.VARIABLES``; the HTTP instrumentors'
-from the table below (they have no declaration of their own yet, only the variable names).
+The core settings come from ``otel_sentry_biz.config.VARIABLES``; the instrumentors' from
+``otel_sentry_biz_instrumentors.sqlalchemy.settings.VARIABLES`` and
+``otel_sentry_biz_instrumentors.http.settings.VARIABLES``.
 
 Run: python docs/_gen_config.py  (tests/test_docs_config.py fails when the page is stale)
 """
@@ -17,8 +17,8 @@ import pathlib
 from otel_sentry_biz.config import PROFILES, VARIABLES
 from otel_sentry_biz_instrumentors.celery.semconv import DUP_TOKEN as MESSAGING_DUP
 from otel_sentry_biz_instrumentors.celery.semconv import OPT_IN_VARIABLE
+from otel_sentry_biz_instrumentors.http import settings as http
 from otel_sentry_biz_instrumentors.http.django import USER_HOOK_SETTING
-from otel_sentry_biz_instrumentors.http.settings import CAPTURE_HEADERS_ENV, CAPTURE_QUERY_ENV
 from otel_sentry_biz_instrumentors.sqlalchemy import settings as sql
 
 PAGE = pathlib.Path(__file__).with_name("configuration.md")
@@ -64,34 +64,13 @@ keys whose query and header values are redacted. See
 [the HTTP instrumentors](instrumentors/http.md#settings).
 """
 
-#: What the SQLAlchemy parsers accept; sqlalchemy/settings.py declares no fix text of its own.
+#: What the SQLAlchemy parsers accept: sqlalchemy/settings.py declares no such text (yet).
 SQL_VALID = {
     "OTEL_SENTRY_BIZ_SQL_LITERALS": "use true or false",
     "OTEL_SENTRY_BIZ_SQL_SLOW_MS": "use milliseconds, 0 or more (0 turns the check off)",
     "OTEL_SENTRY_BIZ_SQL_N_PLUS_ONE": "use a whole number, 2 or more (0 turns the check off)",
     "OTEL_SENTRY_BIZ_SQL_IMPACT": "use LOW, MEDIUM, HIGH or CRITICAL",
 }
-
-#: The HTTP instrumentors' variables: (name, argument, meaning, default, if invalid).
-#: http/settings.py reads them from the environment without a declaration table.
-HTTP_VARIABLES = (
-    (
-        CAPTURE_HEADERS_ENV,
-        "capture_headers",
-        "Header names recorded as http.request.header.<name> / http.response.header.<name> on "
-        "client and server spans, comma-separated, any case. Values of sensitive headers "
-        "(Authorization, Cookie, Set-Cookie, X-Api-Key, ...) are recorded as REDACTED.",
-        "unset: no headers",
-        "any list is accepted",
-    ),
-    (
-        CAPTURE_QUERY_ENV,
-        "capture_query",
-        "Query keys whose values are kept in url.full / url.query, comma-separated.",
-        "unset or `*`: every key but the sensitive ones",
-        "any list is accepted",
-    ),
-)
 
 DJANGO_SETTING = (
     f"`{USER_HOOK_SETTING}` is a **Django setting** (in `settings.py`), not an environment "
@@ -161,9 +140,10 @@ def _sqlalchemy() -> list[str]:
 
 def _http() -> list[str]:
     lines = [HTTP_INTRO, "| Variable | Meaning | Default | If invalid |", "|---|---|---|---|"]
-    for name, argument, meaning, default, invalid in HTTP_VARIABLES:
+    for variable in http.VARIABLES:
         lines.append(
-            f"| `{name}`<br>argument `{argument}` | {_cell(meaning)} | {default} | {invalid} |"
+            f"| `{variable.name}`<br>argument `{variable.field}` | {_cell(variable.meaning)} "
+            f"| {variable.default} | {variable.valid} |"
         )
     return [*lines, "", DJANGO_SETTING, ""]
 

@@ -21,16 +21,20 @@ from typing import Any, Callable
 from celery import Celery
 from celery.exceptions import Reject
 from celery.signals import worker_process_init
+from celery.utils.log import get_task_logger
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 from otel_sentry_biz import BusinessSpanProcessor, current_business
+from otel_sentry_biz.log_breadcrumbs import install_breadcrumbs
 
 BROKER_VAR = "OTEL_SENTRY_BIZ_TEST_CELERY_BROKER"
 BACKEND_VAR = "OTEL_SENTRY_BIZ_TEST_CELERY_BACKEND"
 SPANS_VAR = "OTEL_SENTRY_BIZ_TEST_SPANS"
+#: Set: the worker turns log records into breadcrumbs, installed as the module is imported.
+BREADCRUMBS_VAR = "OTEL_SENTRY_BIZ_TEST_BREADCRUMBS"
 #: Dedicated database numbers, so the tests never touch the data of other Redis users.
 DEFAULT_BROKER = "redis://127.0.0.1:6379/5"
 DEFAULT_BACKEND = "redis://127.0.0.1:6379/6"
@@ -41,16 +45,16 @@ _tracer = trace.get_tracer("tests.instrumentors.celery_app")
 def make_app(broker: str, backend: str, **conf: Any) -> Celery:
     """A Celery app with the test tasks registered (on this app only)."""
     app = Celery("tests.instrumentors.celery_app", broker=broker, backend=backend)
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        worker_hijack_root_logger=False,
-        worker_prefetch_multiplier=1,
-        broker_connection_retry_on_startup=True,
-        result_expires=600,
-        **conf,
-    )
+    settings: dict[str, Any] = {
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": False,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+        "result_expires": 600,
+    }
+    app.conf.update({**settings, **conf})
 
     @app.task(name="tests.celery.traced", shared=False)
     def traced(label: str) -> dict[str, Any]:
@@ -82,6 +86,13 @@ def make_app(broker: str, backend: str, **conf: Any) -> Celery:
     def reject() -> None:
         raise Reject(ValueError("malformed order"), requeue=False)
 
+    @app.task(name="tests.celery.logs_then_fails", shared=False)
+    def logs_then_fails(order: str) -> None:
+        """Log through a plain logger and Celery's task logger (which does not propagate)."""
+        logging.getLogger("shop.orders").info("reserving stock for %s", order)
+        get_task_logger("shop.tasks").warning("payment slow for %s", order)
+        raise ConnectionError("payment API unreachable")
+
     @app.task(name="tests.celery.add", shared=False)
     def add(x: int, y: int) -> int:
         return x + y
@@ -89,9 +100,15 @@ def make_app(broker: str, backend: str, **conf: Any) -> Celery:
     return app
 
 
+if os.environ.get(BREADCRUMBS_VAR):
+    # What biz.configure() at the top of an app module does for logs: it runs before the
+    # worker sets up logging, which replaces the root logger's handlers.
+    install_breadcrumbs()
+
 app = make_app(
     os.environ.get(BROKER_VAR, DEFAULT_BROKER),
     os.environ.get(BACKEND_VAR, DEFAULT_BACKEND),
+    worker_hijack_root_logger=True,  # the default of `celery worker`, which starts this app
 )
 
 
@@ -107,19 +124,20 @@ def memory_app(queue: str, **conf: Any) -> Celery:
 
 
 @contextmanager
-def memory_worker(app: Celery) -> Iterator[Any]:
+def memory_worker(app: Celery, loglevel: str = "CRITICAL") -> Iterator[Any]:
     """An in-process worker thread (solo pool) consuming ``app``'s default queue.
 
-    Celery's worker set-up configures the root logger (level, a stderr handler); both are put
-    back afterwards so later tests see logging as they left it.
+    Celery's worker set-up configures the root logger (level, a stderr handler) and its task
+    logger; they are put back afterwards so later tests see logging as they left it.
     """
     from celery.contrib.testing.worker import start_worker
 
-    root = logging.getLogger()
+    root, task_logger = logging.getLogger(), logging.getLogger("celery.task")
     level, handlers = root.level, list(root.handlers)
+    task_state = task_logger.level, list(task_logger.handlers), task_logger.propagate
     try:
         with start_worker(
-            app, pool="solo", perform_ping_check=False, loglevel="CRITICAL", shutdown_timeout=10
+            app, pool="solo", perform_ping_check=False, loglevel=loglevel, shutdown_timeout=10
         ) as worker:
             try:
                 yield worker
@@ -130,6 +148,8 @@ def memory_worker(app: Celery) -> Iterator[Any]:
     finally:
         root.setLevel(level)
         root.handlers[:] = handlers
+        task_logger.setLevel(task_state[0])
+        task_logger.handlers[:], task_logger.propagate = task_state[1], task_state[2]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:

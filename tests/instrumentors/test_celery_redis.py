@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -83,6 +84,15 @@ class RedisWorker:
 
 @pytest.fixture(scope="module")
 def redis_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisWorker]:
+    with _running_worker(tmp_path_factory) as worker:
+        yield worker
+
+
+@contextmanager
+def _running_worker(
+    tmp_path_factory: pytest.TempPathFactory, **env_vars: str
+) -> Iterator[RedisWorker]:
+    """``celery -A tests.instrumentors.celery_app worker`` on a queue of its own."""
     reason = redis_unavailable(BROKER)
     if reason:
         pytest.skip(reason)
@@ -93,7 +103,7 @@ def redis_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisWork
         spans_file=where / "spans.jsonl",
         log_file=where / "worker.log",
     )
-    env = dict(os.environ)
+    env = {**os.environ, **env_vars}
     env[celery_app.SPANS_VAR] = str(worker.spans_file)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     command = [
@@ -233,3 +243,24 @@ def test_worker_process_shows_a_revoked_task(finished, redis_worker, instrumente
     assert revoked["parent_span_id"] == _hex_span_id(sent)
     assert [e["attributes"] for e in revoked["events"]] == [{"celery.revoked.reason": "revoked"}]
     assert revoked["status"] == "UNSET"
+
+
+def test_worker_process_keeps_the_task_log_lines_after_taking_over_logging(
+    finished, tmp_path_factory, instrumented, outer
+) -> None:
+    # The app module installs breadcrumbs on import, then `celery worker` sets up logging
+    # and replaces the root logger's handlers (worker_hijack_root_logger, its default).
+    with _running_worker(tmp_path_factory, **{celery_app.BREADCRUMBS_VAR: "1"}) as worker:
+        result = celery_app.app.tasks["tests.celery.logs_then_fails"].apply_async(
+            ("O-7",), queue=worker.queue
+        )
+        with pytest.raises(ConnectionError):
+            result.get(timeout=15)
+        (run,) = worker.wait_for(result.id)
+
+    logged = [e["attributes"] for e in run["events"] if e["name"] == "log"]
+    assert {"log.level": "INFO", "log.logger": "shop.orders",
+            "log.message": "reserving stock for O-7"} in logged  # fmt: skip
+    assert {"log.level": "WARNING", "log.logger": "shop.tasks",
+            "log.message": "payment slow for O-7"} in logged  # fmt: skip
+    assert [e["name"] for e in run["events"] if e["name"] != "log"] == ["exception"]

@@ -115,6 +115,7 @@ def test_flask_500_fails_the_span_and_records_the_exception_once(flask_url, fini
     assert server.status.description == "RuntimeError: kaboom"
     (event,) = exception_events(server)
     assert event.attributes["exception.message"] == "kaboom"
+    assert event.attributes["exception.escaped"] == "False"  # Flask answered it: no escape
     assert server.attributes["error.type"] == "RuntimeError"
 
 
@@ -278,7 +279,8 @@ def test_bare_wsgi_app_exception_and_user_from_environ(finished):
 
     with wsgi_server(BizWSGIMiddleware(app, user_from_request=user_of_environ)) as url:
         assert requests.get(f"{url}/fine", headers={"X-User-Id": "u-9"}, timeout=5).text == "ok"
-        assert requests.get(f"{url}/boom", timeout=5).status_code == 500
+        boom_response = requests.get(f"{url}/boom", headers={"X-User-Id": "u-8"}, timeout=5)
+        assert boom_response.status_code == 500
         spans = wait_for_spans(finished, lambda found: len(of_kind(found, SpanKind.SERVER)) == 2)
 
     fine, boom = sorted(of_kind(spans, SpanKind.SERVER), key=lambda span: span.start_time)
@@ -287,7 +289,9 @@ def test_bare_wsgi_app_exception_and_user_from_environ(finished):
     assert boom.status.status_code is StatusCode.ERROR
     assert boom.status.description == "ZeroDivisionError: no rate"
     assert boom.attributes["http.response.status_code"] == 500
-    assert len(exception_events(boom)) == 1
+    assert boom.attributes["user.id"] == "u-8"  # asked although no response started
+    (event,) = exception_events(boom)
+    assert event.attributes["exception.escaped"] == "True"
 
 
 # -- FastAPI and Starlette -------------------------------------------------------------
@@ -341,14 +345,18 @@ def test_fastapi_one_span_named_by_route_with_our_enrichment(fastapi_url, finish
 
 
 def test_fastapi_unhandled_exception_fails_the_span_once(fastapi_url, finished):
-    response = requests.get(f"{fastapi_url}/boom", timeout=5)
+    response = requests.get(f"{fastapi_url}/boom", headers={"X-User-Id": "u-3"}, timeout=5)
 
     assert response.status_code == 500
     server = _server_span(finished)
     assert server.status.status_code is StatusCode.ERROR
     assert server.attributes["http.response.status_code"] == 500
+    # The exception passed ours before Starlette's error middleware answered: the user was
+    # asked when it did, and it is marked as escaped for the Sentry bridge.
+    assert server.attributes["user.id"] == "u-3"
     (event,) = exception_events(server)
     assert event.attributes["exception.type"].endswith("KeyError")
+    assert event.attributes["exception.escaped"] == "True"
 
 
 def test_fastapi_404_is_not_an_error(fastapi_url, finished):

@@ -19,7 +19,7 @@ from otel_sentry_biz_instrumentors.http.redact import (
     redact_url,
 )
 from otel_sentry_biz_instrumentors.http.server import split_host, user_attributes
-from otel_sentry_biz_instrumentors.http.settings import HttpSettings
+from otel_sentry_biz_instrumentors.http.settings import VARIABLES, HttpSettings
 
 
 @pytest.mark.parametrize(
@@ -155,6 +155,16 @@ def test_settings_from_arguments_then_variables():
     assert from_args.capture_query == {"page"}
     assert from_args.send_default_pii is False
     assert HttpSettings.load({}) == HttpSettings()
+
+
+def test_each_declared_variable_is_read_and_on_the_configuration_page():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    for variable in VARIABLES:
+        from_env = HttpSettings.load({variable.name: "X-One"})
+        from_argument = HttpSettings.load({}, **{variable.field: "X-Two"})
+        assert getattr(from_env, variable.field) == {"x-one"}
+        assert getattr(from_argument, variable.field) == {"x-two"}
+        assert f"| `{variable.name}`<br>argument `{variable.field}` |" in page
 
 
 def test_bad_pii_variable_names_the_variable_and_the_fix():

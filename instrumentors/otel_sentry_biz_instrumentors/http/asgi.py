@@ -35,9 +35,10 @@ class BizASGIMiddleware:
     """Trace every HTTP request of ``app``; see the module docstring.
 
     ``user_from_request(scope)`` returns the authenticated user (``{"id": ...}``) or None; it
-    runs when the response starts, so ``scope["user"]`` set by Starlette's
-    ``AuthenticationMiddleware`` is there. Capture settings (``capture_headers``,
-    ``capture_query``, ``send_default_pii``) default to the variables.
+    runs when the response starts (or when the app raised before answering), so
+    ``scope["user"]`` set by Starlette's ``AuthenticationMiddleware`` is there. Capture
+    settings (``capture_headers``, ``capture_query``, ``send_default_pii``) default to the
+    variables.
     """
 
     def __init__(
@@ -72,6 +73,8 @@ class BizASGIMiddleware:
             await self.app(scope, receive, traced_send)
         except Exception as exc:
             server_span.set_route(route_of(scope))
+            if not server_span.responded:  # raised before answering: ask about the user now
+                server_span.set_user(scope)
             server_span.finish(exc)
             raise
         else:

@@ -204,6 +204,11 @@ class ServerSpan:
         self._routed = False
         self._finished = False
 
+    @property
+    def responded(self) -> bool:
+        """Whether the response started (:meth:`response` was given its status)."""
+        return self._status_code is not None
+
     def set_route(self, route: Optional[str]) -> None:
         """Name the span by ``route`` (``/users/{id}``), known once routing happened.
 
@@ -260,6 +265,9 @@ class ServerSpan:
 
     def record(self, exc: BaseException) -> None:
         """Record an exception the framework turned into an error response (once)."""
+        self._record(exc, escaped=False)
+
+    def _record(self, exc: BaseException, *, escaped: bool) -> None:
         try:
             span = self.span
             if (
@@ -276,7 +284,9 @@ class ServerSpan:
                 found, "error_type", semconv.error_type(exc), self._tracing.settings.semconv
             )
             self.span.set_attributes(found)  # the exception names the error better than a code
-            span.record_exception(exc)
+            # ``escaped`` tells the Sentry bridge the app did not handle it, even when another
+            # instrumentation's span carries no status description naming the exception.
+            span.record_exception(exc, escaped=escaped)
         except Exception:
             _logger.exception("could not record an exception on a request span")
 
@@ -287,7 +297,7 @@ class ServerSpan:
         self._finished = True
         try:
             if exc is not None:
-                self.record(exc)
+                self._record(exc, escaped=True)
                 if self._status_code is None:
                     self.response(500)  # what the server answers when the app raised
             if self._owned:

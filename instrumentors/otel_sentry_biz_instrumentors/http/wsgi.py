@@ -2,8 +2,9 @@
 
 >>> application = BizWSGIMiddleware(application, user_from_request=user_of_environ)
 
-The span starts from the request's ``traceparent``/``baggage``, stays current while the app
-runs and while the body is sent, and ends when the server closes the response. The app (or
+The span starts from the request's ``traceparent``/``baggage``, is current while the app runs
+and while it makes each chunk of the body (not in between: the server's own work is not the
+request's), and ends when the body is exhausted or the server closes it. The app (or
 a framework helper: :func:`~otel_sentry_biz_instrumentors.http.flask.instrument_flask_app`,
 :class:`~otel_sentry_biz_instrumentors.http.django.BizDjangoMiddleware`) finds it in the
 environ under :data:`ENVIRON_KEY` to name it by route and record handled errors. Place it
@@ -13,6 +14,7 @@ inside contrib's ``OpenTelemetryMiddleware`` if you use both: ours then enriches
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Callable, Optional
 
 from opentelemetry.context import attach, detach
@@ -36,8 +38,9 @@ class BizWSGIMiddleware:
     """Trace every request of ``app``; see the module docstring.
 
     ``user_from_request(environ)`` returns the authenticated user (``{"id": ...}``) or None;
-    it runs when the response starts, after the app's authentication. Capture settings
-    (``capture_headers``, ``capture_query``, ``send_default_pii``) default to the variables.
+    it runs when the response starts (or when the app raised before answering), after the
+    app's authentication. Capture settings (``capture_headers``, ``capture_query``,
+    ``send_default_pii``) default to the variables.
     """
 
     def __init__(
@@ -64,51 +67,79 @@ class BizWSGIMiddleware:
             server_span.response(status.split(" ", 1)[0], headers)
             return start_response(status, headers, *exc_info)
 
-        token = attach(server_span.context) if server_span.context is not None else None
-        try:
-            body = self.app(environ, traced_start_response)
-        except Exception as exc:
-            server_span.finish(exc)
-            raise
-        finally:
-            if token is not None:
-                detach(token)
-        return _ResponseBody(body, server_span)
+        with _current(server_span):
+            try:
+                body = self.app(environ, traced_start_response)
+            except Exception as exc:
+                _fail(server_span, environ, exc)
+                raise
+        return _ResponseBody(body, server_span, environ)
 
 
 class _ResponseBody:
-    """The app's body, sent with the request's span current; ends the span on ``close()``."""
+    """The app's body, sent with the request's span current; ends the span once the body is
+    exhausted or closed, whichever comes first.
 
-    def __init__(self, body: Iterable[bytes], server_span: ServerSpan) -> None:
+    The context is attached around each call into the app's body (every ``next()``, and
+    ``close()``) and detached before that call returns to the server, never held between two
+    chunks: the server may do anything in between (Flask's test client serves the next request
+    before it reads the body of the last), and that must not run inside this request's span.
+    Each detach happens in the call that attached, as OTel requires.
+    """
+
+    def __init__(
+        self, body: Iterable[bytes], server_span: ServerSpan, environ: dict[str, Any]
+    ) -> None:
         self._body = body
         self._server_span = server_span
+        self._environ = environ
         self._iterator: Optional[Iterator[bytes]] = None
 
     def __iter__(self) -> Iterator[bytes]:
-        self._iterator = self._iterate()
-        return self._iterator
+        return self
 
-    def _iterate(self) -> Iterator[bytes]:
-        context = self._server_span.context
-        token = attach(context) if context is not None else None
-        try:
-            yield from self._body
-        except Exception as exc:
-            self._server_span.finish(exc)
-            raise
-        finally:
-            if token is not None:
-                detach(token)
+    def __next__(self) -> bytes:
+        with _current(self._server_span):
+            try:
+                if self._iterator is None:
+                    self._iterator = iter(self._body)  # may run app code: inside the span
+                return next(self._iterator)
+            except StopIteration:  # the end of the body (an Exception too), not an error
+                # Ended here too, not only on close(): a test client reading the body without
+                # closing the response must not leave the request open for ever.
+                self._server_span.finish()
+                raise
+            except Exception as exc:
+                _fail(self._server_span, self._environ, exc)
+                raise
 
     def close(self) -> None:
         try:
-            if self._iterator is not None:
-                self._iterator.close()  # type: ignore[attr-defined]  # a generator
             close = getattr(self._body, "close", None)
             if close is not None:
-                close()
+                with _current(self._server_span):  # the app's clean-up runs in its request
+                    close()
         finally:
             self._server_span.finish()
+
+
+def _fail(server_span: ServerSpan, environ: dict[str, Any], exc: BaseException) -> None:
+    """End the request with ``exc``; ask about the user first if no response started."""
+    if not server_span.responded:
+        server_span.set_user(environ)
+    server_span.finish(exc)
+
+
+@contextmanager
+def _current(server_span: ServerSpan) -> Iterator[None]:
+    """``server_span``'s context attached for the duration of the block (if it has one)."""
+    context = server_span.context
+    token = attach(context) if context is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            detach(token)
 
 
 def incoming_request(environ: Mapping[str, Any]) -> IncomingRequest:
