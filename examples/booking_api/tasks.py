@@ -26,10 +26,6 @@ celery_app = Celery(
 celery_app.conf.task_default_queue = os.environ.get("BOOKING_QUEUE") or "booking"
 # The worker looks for new messages this often (kombu's default is every second).
 celery_app.conf.broker_transport_options = {"polling_interval": 0.1}
-# Celery's worker replaces the root logger's handlers when it starts; the worker here starts
-# after biz.configure(), which put the handler that turns log records into breadcrumbs there.
-celery_app.conf.worker_hijack_root_logger = False
-
 
 @celery_app.task(name="booking.notify_customer")
 def notify_customer(booking_id: int, kind: str) -> str:

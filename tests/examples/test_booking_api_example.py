@@ -281,11 +281,6 @@ def test_the_signed_in_user_is_on_each_answered_request(session: Session) -> Non
     assert users == {"u-42": 9}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BizASGIMiddleware calls user_from_request when the response starts; when the app "
-    "raises, no response starts and the failed request has no user",
-)
 def test_the_failed_request_knows_its_user(session: Session) -> None:
     (failed,) = session.requests("GET /bookings/{booking_id}/receipt", 500)
     assert failed["contexts"]["trace"]["data"].get("user.id") == "u-42"
