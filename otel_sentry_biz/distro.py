@@ -77,7 +77,9 @@ class SentryBizConfigurator(_OTelSDKConfigurator):
         others = [_batch(name) for name in names if name != SENTRY_EXPORTER]
         if not wants_sentry:
             settings = settings.replace(dsn=None)
-        processor, exporter = build_processor(settings, extra=[p for p in others if p])
+        processor, exporter = build_processor(
+            settings, extra=[p for p in others if p], resource=provider.resource
+        )
         provider.add_span_processor(processor)
         if exporter is not None:
             from otel_sentry_biz.log_breadcrumbs import install_breadcrumbs

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.sampling import Sampler
 from otel_sentry_biz.classify import ErrorClassifier, rules_from_mapping
 from otel_sentry_biz.config import Settings
 from otel_sentry_biz.context import set_sensitive_keys
-from otel_sentry_biz.processor import BusinessSpanProcessor
+from otel_sentry_biz.processor import BusinessSpanProcessor, ViolationHandler
 from otel_sentry_biz.rules import Rule
 from otel_sentry_biz.sampling import BusinessAwareSampler
 from otel_sentry_biz.span_buffer import BufferedSpanProcessor
@@ -52,6 +52,7 @@ def configure(
     processors: Sequence[SpanProcessor] = (),
     resource: Optional[Mapping[str, Any]] = None,
     environ: Optional[Mapping[str, str]] = None,
+    on_violation: Optional[ViolationHandler] = None,
     **settings: Any,
 ) -> Pipeline:
     """Set up business-aware tracing to Sentry from ``SENTRY_*`` / ``OTEL_SENTRY_BIZ_*``.
@@ -61,11 +62,13 @@ def configure(
 
     ``rules`` are Rule objects, or a string as ``OTEL_SENTRY_BIZ_RULES`` takes it (shipped set
     names and TOML paths, comma-separated: ``rules="billing,security"``), which then replaces
-    the variable. ``processors`` receive the judged spans beside Sentry (an OTLP
-    ``BatchSpanProcessor``, say), with the same business attributes, impact, category and
-    violations. Keyword settings (``dsn``, ``environment``, ``traces_sample_rate``, ...)
-    override the variables. An app that already has an SDK ``TracerProvider`` keeps it: the
-    pipeline is added to it. Invalid settings raise
+    the variable. ``on_violation`` is called with each violation the rules find, on the
+    thread that ended the span, so the app can react to it (see
+    :class:`~otel_sentry_biz.processor.BusinessSpanProcessor`). ``processors`` receive the
+    judged spans beside Sentry (an OTLP ``BatchSpanProcessor``, say), with the same business
+    attributes, impact, category and violations. Keyword settings (``dsn``, ``environment``,
+    ``traces_sample_rate``, ...) override the variables. An app that already has an SDK
+    ``TracerProvider`` keeps it: the pipeline is added to it. Invalid settings raise
     :class:`~otel_sentry_biz.config.ConfigError` naming the fix. Without a DSN, business
     context and judgements still reach your other exporters.
     """
@@ -83,7 +86,12 @@ def configure(
         use_state(loaded.rules_state)
     provider = tracer_provider or _provider(loaded, resource)
     processor, exporter = build_processor(
-        loaded, rules=rules, classifier=classifier, extra=processors
+        loaded,
+        rules=rules,
+        classifier=classifier,
+        extra=processors,
+        resource=provider.resource,
+        on_violation=on_violation,
     )
     provider.add_span_processor(processor)
     if exporter is not None:
@@ -110,11 +118,15 @@ def build_processor(
     rules: Sequence[Rule] = (),
     classifier: Optional[ErrorClassifier] = None,
     extra: Sequence[SpanProcessor] = (),
+    resource: Optional[Resource] = None,
+    on_violation: Optional[ViolationHandler] = None,
 ) -> tuple[BusinessSpanProcessor, Optional[Any]]:
     """The processor chain for ``settings``: business judgements, then Sentry (and ``extra``).
 
     ``rules`` run before those of ``OTEL_SENTRY_BIZ_RULES``; the processor closes them all
-    (their state stores) on shutdown.
+    (their state stores) on shutdown. ``resource`` is the tracer provider's: the environment
+    and release that ``settings`` leave unset are taken from it, as every event would, so
+    :func:`~otel_sentry_biz.health` reports what is sent.
     """
     loaded = load_rules(settings)
     if loaded is not None:
@@ -124,7 +136,7 @@ def build_processor(
     if settings.dsn:
         from otel_sentry_biz.sentry.exporter import SentrySpanExporter
 
-        exporter = SentrySpanExporter(settings=settings)
+        exporter = SentrySpanExporter(settings=_sent_as(settings, resource))
         downstream.insert(
             0, BufferedSpanProcessor(exporter, max_buffered_spans=settings.max_buffered_spans)
         )
@@ -144,7 +156,29 @@ def build_processor(
         next_processor = fan_out
     else:
         next_processor = None
-    return BusinessSpanProcessor(next_processor, classifier=classifier, rules=rules), exporter
+    processor = BusinessSpanProcessor(
+        next_processor, classifier=classifier, rules=rules, on_violation=on_violation
+    )
+    return processor, exporter
+
+
+def _sent_as(settings: Settings, resource: Optional[Resource]) -> Settings:
+    """``settings`` with the environment and release the events carry for ``resource``.
+
+    Unset, they come from the resource (``deployment.environment(.name)``,
+    ``service.name@service.version``) and the environment defaults to ``production``: the
+    same precedence as the event factory's. Resolving them once, here, lets ``health()`` report
+    them; the events do not change, since the provider gives every span this resource.
+    """
+    if resource is None or (settings.environment and settings.release):
+        return settings
+    from otel_sentry_biz.sentry.tags import resource_info
+
+    info = resource_info(resource.attributes)
+    return settings.replace(
+        environment=settings.environment or info.environment or "production",
+        release=settings.release or info.release,
+    )
 
 
 def traces_sampler(settings: Settings) -> Sampler:

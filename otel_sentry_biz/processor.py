@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
@@ -17,6 +17,9 @@ from otel_sentry_biz.rules import Rule, Violation
 from otel_sentry_biz.spans import events_of
 
 _logger = logging.getLogger("otel_sentry_biz.processor")
+
+#: What the app gives ``on_violation``: called with each violation a rule finds.
+ViolationHandler = Callable[[Violation], None]
 
 
 class BusinessSpanProcessor(SpanProcessor):
@@ -31,6 +34,13 @@ class BusinessSpanProcessor(SpanProcessor):
     because the SDK freezes a span when it ends, those results travel on an enriched copy
     handed to ``next``. Spans with nothing to add are passed on as they are, at no cost.
 
+    ``on_violation`` lets the app react to what the rules find (pause what keeps failing,
+    say): it is called with each :class:`~otel_sentry_biz.rules.Violation` a rule returns for
+    a span, in order, after the span is judged and handed on, on the thread that ended it; so
+    when the code that ended the span carries on, the app has already been told. Violations
+    the app records itself (``biz.violation(...)``) are not passed back to it. It should be
+    quick; what it raises is logged, never raised into the app.
+
     Threading: ``on_start``/``on_end`` run synchronously on the thread that starts/ends the
     span; they do not block and never raise (failures are logged and the span passes on).
     """
@@ -41,10 +51,17 @@ class BusinessSpanProcessor(SpanProcessor):
         *,
         classifier: Optional[ErrorClassifier] = None,
         rules: Sequence[Rule] = (),
+        on_violation: Optional[ViolationHandler] = None,
     ) -> None:
         self._next = next
         self._classifier = classifier or ErrorClassifier()
         self._rules = tuple(rules)
+        if on_violation is not None and not callable(on_violation):
+            raise TypeError(
+                f"on_violation={on_violation!r} is not callable: "
+                "pass a function taking the Violation"
+            )
+        self._on_violation = on_violation
         for rule in self._rules:
             if not isinstance(rule, Rule):
                 raise TypeError(
@@ -68,16 +85,20 @@ class BusinessSpanProcessor(SpanProcessor):
             self._next.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
+        violations: Sequence[Violation] = ()
         try:
-            judged = self._judge(span)
+            violations = self._evaluate_rules(span) if self._rules else ()
+            judged = self._judge(span, violations)
         except Exception:
             _logger.exception("could not judge span %r; passing it on unchanged", span.name)
             judged = span
         if self._next is not None:
             self._next.on_end(judged)
+        # Hot path: a span without violations costs one check, with or without a handler.
+        if violations and self._on_violation is not None:
+            _notify(self._on_violation, violations)
 
-    def _judge(self, span: ReadableSpan) -> ReadableSpan:
-        violations = self._evaluate_rules(span) if self._rules else ()
+    def _judge(self, span: ReadableSpan, violations: Sequence[Violation]) -> ReadableSpan:
         failed = span.status.status_code is StatusCode.ERROR
         # Hot path: a clean span without exception events costs one status check.
         if not failed and not violations and not events_of(span):
@@ -155,6 +176,14 @@ class BusinessSpanProcessor(SpanProcessor):
         if self._next is None:
             return True
         return self._next.force_flush(timeout_millis)
+
+
+def _notify(handler: ViolationHandler, violations: Sequence[Violation]) -> None:
+    for found in violations:
+        try:
+            handler(found)
+        except Exception:  # the app's handler must not break the code that ended the span
+            _logger.exception("on_violation failed on violation %r", found.rule)
 
 
 def _failure_of(span: ReadableSpan) -> tuple[str, str]:

@@ -69,3 +69,39 @@ def test_configure_feeds_other_processors_the_same_judged_spans(use_processor: A
     (span,) = beside.get_finished_spans()
     assert span.attributes["biz.tenant"] == "acme"
     assert [v["biz.violation.rule"] for v in violations(span)] == ["suspicious_activity"]
+
+
+def test_configure_tells_the_app_of_each_violation_its_rules_find(use_processor: Any):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_sentry_biz.receiver import LocalReceiver
+    from otel_sentry_biz.rules import FailureBudget, RuleSet
+
+    paused: list[str] = []
+
+    def pause_monitor(violation: biz.Violation) -> None:
+        if violation.rule == "monitor_failures":
+            paused.append(str(violation.group))
+
+    budget = FailureBudget(name="monitor_failures", group_by="monitor_id", failures=2)
+    with LocalReceiver() as receiver:
+        pipeline = biz.configure(
+            tracer_provider=TracerProvider(),
+            rules=[RuleSet([budget])],
+            on_violation=pause_monitor,
+            dsn=receiver.dsn,
+            environ={},
+        )
+        use_processor.target = pipeline.processor
+        try:
+            for monitor_id in ("mon-a", "mon-b", "mon-a"):
+                with pytest.raises(TimeoutError), biz.operation("check", monitor_id=monitor_id):
+                    raise TimeoutError("feed did not answer")
+        finally:
+            pipeline.shutdown()
+        issues = [e for e in receiver.events("event") if "business_violation" in e["contexts"]]
+    assert paused == ["mon-a"]
+    # The app is told, and Sentry still gets the issue.
+    assert [
+        (e["contexts"]["business_violation"]["rule"], e["tags"]["monitor_id"]) for e in issues
+    ] == [("monitor_failures", "mon-a")]

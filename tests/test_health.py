@@ -87,3 +87,54 @@ def test_degraded_when_the_queue_is_stuck(monkeypatch: pytest.MonkeyPatch) -> No
         assert json.loads(sent[1]["body"])["status"] == "degraded"
     finally:
         exporter.shutdown(timeout_millis=100)
+
+
+def _only_new_exporters() -> None:
+    """Forget the exporters earlier tests left: health() reports the first live one."""
+    for exporter in list(health_module._exporters):
+        health_module._exporters.discard(exporter)
+
+
+@pytest.mark.parametrize(
+    ("settings", "environment", "release"),
+    [
+        ({}, "staging", "shop@2.1.0"),  # from the resource, as the events carry them
+        ({"environment": "canary", "release": "r42"}, "canary", "r42"),  # settings win
+    ],
+)
+def test_health_reports_the_environment_and_release_the_events_carry(
+    settings, environment, release
+) -> None:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    resource = Resource.create(
+        {"service.name": "shop", "service.version": "2.1.0", "deployment.environment": "staging"}
+    )
+    _only_new_exporters()
+    with LocalReceiver() as receiver:
+        provider = TracerProvider(resource=resource)
+        pipeline = biz.configure(tracer_provider=provider, dsn=receiver.dsn, environ={}, **settings)
+        try:
+            reported = biz.health()["sentry"]
+            with provider.get_tracer("t").start_as_current_span("checkout"):
+                pass
+            assert pipeline.force_flush(5_000)
+            (sent,) = receiver.events("transaction")
+        finally:
+            pipeline.shutdown()
+    assert (reported["environment"], reported["release"]) == (environment, release)
+    assert (sent["environment"], sent["release"]) == (environment, release)
+
+
+def test_health_reports_production_when_nothing_names_an_environment() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    _only_new_exporters()
+    with LocalReceiver() as receiver:
+        pipeline = biz.configure(tracer_provider=TracerProvider(), dsn=receiver.dsn, environ={})
+        try:
+            reported = biz.health()["sentry"]
+        finally:
+            pipeline.shutdown()
+    assert (reported["environment"], reported["release"]) == ("production", None)

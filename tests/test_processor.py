@@ -7,6 +7,7 @@ from opentelemetry.trace import StatusCode
 
 import otel_sentry_biz as biz
 from otel_sentry_biz import ClassificationRule, ErrorClassifier, Impact, Violation
+from otel_sentry_biz.rules import FailureBudget, RuleSet
 
 
 class PaymentDeclined(Exception):
@@ -175,3 +176,85 @@ def test_rules_seam_records_violations_on_the_span_handed_on(use_processor, trac
 def test_processor_rejects_something_that_is_not_a_rule():
     with pytest.raises(TypeError, match="evaluate"):
         biz.BusinessSpanProcessor(rules=[object()])
+
+
+class SourceDown(Exception):
+    pass
+
+
+def _monitor_failures(failures: int = 3) -> RuleSet:
+    budget = FailureBudget(
+        name="monitor_failures", span="monitor.check", group_by="monitor_id", failures=failures
+    )
+    return RuleSet([budget], state="memory://")
+
+
+def _failed_check(monitor_id: str) -> None:
+    with pytest.raises(SourceDown), biz.operation("monitor.check", monitor_id=monitor_id):
+        raise SourceDown("feed answered 503")
+
+
+def test_on_violation_hears_of_a_spent_budget_before_the_code_that_ended_the_span_goes_on(
+    use_processor, tracer
+):
+    exporter, told = InMemorySpanExporter(), []
+    use_processor.target = biz.BusinessSpanProcessor(
+        next=SimpleSpanProcessor(exporter), rules=[_monitor_failures()], on_violation=told.append
+    )
+    heard_after_each_check = []
+    for _ in range(4):
+        _failed_check("mon-1")
+        heard_after_each_check.append(len(told))
+    assert heard_after_each_check == [0, 0, 1, 1]  # the third failure in a row, once
+    (violation,) = told
+    assert isinstance(violation, Violation)
+    assert (violation.rule, violation.group) == ("monitor_failures", "mon-1")
+    # The very violation the exporters get on the span that fired it.
+    third = exporter.get_finished_spans()[2]
+    (event,) = [e for e in third.events if e.name == "biz.violation"]
+    assert dict(event.attributes) == violation.event_attributes()
+
+
+def test_on_violation_that_raises_is_logged_and_the_span_still_goes_out(
+    use_processor, tracer, caplog
+):
+    exporter, told = InMemorySpanExporter(), []
+
+    def fragile(violation: Violation) -> None:
+        told.append(violation.rule)
+        if violation.rule == "amount_limit":
+            raise RuntimeError("app handler bug")
+
+    use_processor.target = biz.BusinessSpanProcessor(
+        next=SimpleSpanProcessor(exporter),
+        rules=[AmountLimit(), _monitor_failures(failures=1)],
+        on_violation=fragile,
+    )
+    with pytest.raises(SourceDown), biz.operation("monitor.check", monitor_id="m", amount=20_000):
+        raise SourceDown("down")  # never the handler's RuntimeError
+    assert told == ["amount_limit", "monitor_failures"]  # one failing does not stop the next
+    assert "app handler bug" in caplog.text
+    (span,) = exporter.get_finished_spans()
+    assert [
+        e.attributes["biz.violation.rule"] for e in span.events if e.name == "biz.violation"
+    ] == [
+        "amount_limit",
+        "monitor_failures",
+    ]
+
+
+def test_on_violation_hears_only_the_rules_not_what_the_app_recorded_itself(use_processor, tracer):
+    told = []
+    use_processor.target = biz.BusinessSpanProcessor(
+        next=SimpleSpanProcessor(InMemorySpanExporter()),
+        rules=[AmountLimit()],
+        on_violation=told.append,
+    )
+    with tracer.start_as_current_span("wr", attributes={"biz.amount": 18_000.0}):
+        biz.violation("work_request_limit", "HIGH", "WR-7 over limit", group="WR-7")
+    assert [v.rule for v in told] == ["amount_limit"]
+
+
+def test_on_violation_must_be_callable():
+    with pytest.raises(TypeError, match="on_violation"):
+        biz.BusinessSpanProcessor(on_violation="pause_monitor")

@@ -9,8 +9,9 @@ Three scenes from the agent seed:
    market-data API fails: one error, with what the agents logged before it as breadcrumbs
    (the requester's e-mail address and the API key scrubbed).
 2. Two monitors check their sources 8 times. Tesla's SEC-filings feed is down: after its
-   5th failure in a row the ``monitor_failures`` budget reports one HIGH issue and the
-   monitor pauses itself. Microsoft's news feed fails often, but never 5 times in a row.
+   5th failure in a row the ``monitor_failures`` budget reports one HIGH issue, and the
+   pipeline's ``on_violation`` hook tells the monitor, which pauses itself. Microsoft's
+   news feed fails often, but never 5 times in a row.
 3. The news agent is polled 60 times against a rate-limited API: 60 identical errors, of
    which Sentry gets ``SENTRY_MAX_EVENTS_PER_ISSUE`` (default 50); the rest are counted as
    dropped in a client report.
@@ -26,12 +27,12 @@ from collections import Counter
 from typing import Any
 
 from agents import FinancialAgent, NewsAgent, ResearchAgent, generate_strategic_report
-from budgets import FailureBudgets
-from monitors import MONITOR_FAILURES, IntelligenceMonitor
+from monitors import MONITOR_FAILURES, Monitors
 from sources import DataSource, ExternalAPIError, FeedTimeout, RateLimited, SourceUnavailable
 
 import otel_sentry_biz as biz
 from otel_sentry_biz.receiver import LocalReceiver
+from otel_sentry_biz.rules import RuleSet
 
 RESOURCE = {
     "service.name": "agents-example",
@@ -69,7 +70,7 @@ def news_api_rate_limited(call: int) -> Exception:
     return RateLimited("news API answered 429 Too Many Requests")
 
 
-async def scenario(budgets: FailureBudgets) -> list[str]:
+async def scenario(registry: Monitors) -> list[str]:
     """Run the three scenes; a line of outcome each."""
     report = await generate_strategic_report(
         "Tesla",
@@ -80,12 +81,8 @@ async def scenario(budgets: FailureBudgets) -> list[str]:
         ],
     )
     monitors = [
-        IntelligenceMonitor(
-            "mon-tesla-filings", "Tesla", DataSource("sec_filings", filings_feed_down), budgets
-        ),
-        IntelligenceMonitor(
-            "mon-msft-news", "Microsoft", DataSource("news_feed", news_feed_flaky), budgets
-        ),
+        registry.add("mon-tesla-filings", "Tesla", DataSource("sec_filings", filings_feed_down)),
+        registry.add("mon-msft-news", "Microsoft", DataSource("news_feed", news_feed_flaky)),
     ]
     await asyncio.gather(*(m.run(MONITOR_CHECKS, interval=0.005) for m in monitors))
     news = NewsAgent(DataSource("news_api", news_api_rate_limited))
@@ -120,15 +117,18 @@ def main() -> int:
     # WARNING: without this line they would never reach any handler).
     logging.getLogger("agents").setLevel(logging.INFO)
     receiver = None if os.environ.get("SENTRY_DSN", "").strip() else LocalReceiver().start()
-    budgets = FailureBudgets(MONITOR_FAILURES)
+    monitors = Monitors()
     pipeline = biz.configure(
         dsn=receiver.dsn if receiver else None,
         traces_sample_rate=1.0,
         resource=RESOURCE,
-        rules=[budgets],
+        # A shared store (state="sqlite://..." or "redis://...") makes the streaks span
+        # processes; memory is enough for one.
+        rules=[RuleSet([MONITOR_FAILURES])],
         classifier=CLASSIFIER,
+        on_violation=monitors.on_violation,  # the monitors pause themselves when told
     )
-    outcome = asyncio.run(scenario(budgets))
+    outcome = asyncio.run(scenario(monitors))
     delivered = pipeline.force_flush(30_000)
     stats = pipeline.exporter.stats()
     pipeline.shutdown()

@@ -2,8 +2,8 @@
 
 The agent seed counts errors by hand and pauses at five. Here each check is a
 ``monitor.check`` span; the ``monitor_failures`` failure budget counts the failed ones per
-monitor (a success resets the count), reports the fifth as one HIGH issue, and the monitor
-reads the budget after each check to pause itself.
+monitor (a success resets the count) and reports the fifth as one HIGH issue. The pipeline
+tells :meth:`Monitors.on_violation` too, and the monitor pauses itself.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import contextlib
 import enum
 import logging
 
-from budgets import FailureBudgets
 from sources import DataSource, ExternalAPIError
 
 import otel_sentry_biz as biz
-from otel_sentry_biz.rules import FailureBudget
+from otel_sentry_biz.rules import FailureBudget, Violation
 
 log = logging.getLogger("agents.monitors")
 
@@ -41,15 +40,13 @@ class MonitorStatus(enum.Enum):
 class IntelligenceMonitor:
     """Checks ``source`` for news about ``company`` until it is paused."""
 
-    def __init__(
-        self, monitor_id: str, company: str, source: DataSource, budgets: FailureBudgets
-    ) -> None:
+    def __init__(self, monitor_id: str, company: str, source: DataSource) -> None:
         self.monitor_id = monitor_id
         self.company = company
         self.source = source
-        self.budgets = budgets
         self.status = MonitorStatus.ACTIVE
         self.checks = 0
+        self.out_of_budget = False  # set by Monitors.on_violation
 
     async def run(self, checks: int, interval: float) -> None:
         """Check up to ``checks`` times, ``interval`` seconds apart; stop when paused."""
@@ -57,7 +54,7 @@ class IntelligenceMonitor:
             # A failure is recorded on the check's span, where the failure budget counts it.
             with contextlib.suppress(ExternalAPIError, TimeoutError):
                 await self.check_for_updates()
-            if self.budgets.spent(MONITOR_FAILURES.name, self.monitor_id):
+            if self.out_of_budget:
                 await self.pause()
                 return
             await asyncio.sleep(interval)
@@ -77,3 +74,29 @@ class IntelligenceMonitor:
             self.status = MonitorStatus.PAUSED
             biz.record(monitor_status=self.status.value, checks=self.checks)
             log.warning("Monitor %s paused after %d checks", self.monitor_id, self.checks)
+
+
+class Monitors:
+    """The app's monitors by id; ``on_violation`` pauses the one whose budget ran out.
+
+    >>> monitors = Monitors()
+    >>> biz.configure(rules=[RuleSet([MONITOR_FAILURES])], on_violation=monitors.on_violation)
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, IntelligenceMonitor] = {}
+
+    def add(self, monitor_id: str, company: str, source: DataSource) -> IntelligenceMonitor:
+        monitor = IntelligenceMonitor(monitor_id, company, source)
+        self._by_id[monitor_id] = monitor
+        return monitor
+
+    def on_violation(self, violation: Violation) -> None:
+        # Called as the fifth failed check's span ends, on the event loop's thread: by the
+        # time check_for_updates() returns to run(), the monitor knows. Only a flag here: the
+        # pause itself is async and a span of its own.
+        if violation.rule != MONITOR_FAILURES.name:
+            return
+        monitor = self._by_id.get(violation.group or "")
+        if monitor is not None:
+            monitor.out_of_budget = True
