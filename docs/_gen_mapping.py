@@ -13,7 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT))
 
-from otel_sentry_biz.sentry import ops, stacktrace, status, tags  # noqa: E402
+from otel_sentry_biz import attributes as attr  # noqa: E402
+from otel_sentry_biz.sentry import events, ops, stacktrace, status, tags, user  # noqa: E402
 
 PAGE = pathlib.Path(__file__).with_name("mapping.md")
 
@@ -21,9 +22,9 @@ INTRO = """# OTel → Sentry mapping
 
 How a finished OpenTelemetry span becomes Sentry data: its **op**, **description** and
 **transaction name** (`otel_sentry_biz/sentry/ops.py`), its **status**
-(`sentry/status.py`), its **tags, data and contexts** (`sentry/tags.py`) and its
-**exceptions** (`sentry/stacktrace.py`). Old and stable semantic conventions are both read;
-where both are present the stable name wins.
+(`sentry/status.py`), its **tags, data and contexts** (`sentry/tags.py`), the **user** of
+its events (`sentry/user.py`) and its **exceptions** (`sentry/stacktrace.py`). Old and
+stable semantic conventions are both read; where both are present the stable name wins.
 
 *This page is generated from those modules' tables by `python docs/_gen_mapping.py`.*
 """
@@ -87,6 +88,29 @@ Only **business attributes** (`{prefix}<key>`) become **tags**, under `<key>`:
   ({reserved}), and `sentry:` keys, keep their `{prefix}` prefix.
 - A key that shows more than `max_distinct_values` (default 1000) distinct values in the
   process stops being tagged (logged once); at most {max_keys} keys are tracked.
+"""
+
+EVENT_TAGS_PROSE = """### Which spans tag an event
+
+- A **transaction** is tagged with its root's business tags, then those of every span in it
+  (a request's business context is usually entered below its root).
+- An **error**, **message** or **violation** is tagged with its span's business tags, then
+  its parent's, and so on up to the root, then those of the spans below its span (nearest
+  first): not with a sibling's, since an error in one invoice line is not about the line
+  beside it. The business facts recorded with it (`capture_error`'s context, the business
+  context of `violation()`) come first.
+- A violation's **findings** (`{violation_data}<key>`: `limit`, `value`, `breach`, ...) are
+  data in `contexts.business_violation.data`, never tags; the only one tagged is `{tier}`.
+  Its judgement is tagged `{impact_tag}`, `{category_tag}` and `{rule_tag}`;
+  business facts that are no tags (amounts) are in `contexts.business_violation.business`.
+"""
+
+USER_PROSE = """## User
+
+Every event of a request carries Sentry's **user** (what "users affected" counts), from the
+nearest span of its chain (the event's span, its parent, ... the root) that names one; a
+transaction's from its root. The HTTP middlewares set these on the SERVER span
+(`docs/instrumentors/http.md`); the first attribute present wins:
 """
 
 RESOURCE_PROSE = """## Resource: release, environment, server name, contexts
@@ -218,6 +242,14 @@ def _tags() -> list[str]:
             reserved=_code(sorted(tags.RESERVED_TAG_KEYS)),
             max_keys=tags.MAX_TRACKED_KEYS,
         ),
+        EVENT_TAGS_PROSE.format(
+            violation_data=attr.VIOLATION_DATA_PREFIX,
+            tier=events.TIER_DATA_KEY,
+            impact_tag=events.IMPACT_TAG,
+            category_tag=events.CATEGORY_TAG,
+            rule_tag=events.RULE_TAG,
+        ),
+        *_user(),
         RESOURCE_PROSE.format(
             default_service=tags.DEFAULT_SERVICE_NAME_PREFIX,
             max_release=tags.MAX_RELEASE_LENGTH,
@@ -235,6 +267,23 @@ def _tags() -> list[str]:
     ]
     lines += _table(("Context", "Field", "Resource attributes"), rows)
     return lines
+
+
+def _user() -> list[str]:
+    rows = [
+        (
+            f"`{field}`",
+            _code(names),
+            "with `send_default_pii`" if field in user.PII_USER_FIELDS else "always",
+        )
+        for field, names in user.USER_FIELDS.items()
+    ]
+    return [
+        USER_PROSE,
+        *_table(("Sentry `user` field", "Span attributes", "Sent"), rows),
+        "`ip_address` only when the address is an IP (Relay rejects anything else).",
+        "",
+    ]
 
 
 def _exceptions() -> list[str]:

@@ -22,7 +22,7 @@ from otel_sentry_biz.impact import Category, Impact
 _logger = logging.getLogger("otel_sentry_biz.capture")
 _tracer = trace.get_tracer("otel_sentry_biz")
 
-#: Attribute of an exception event carrying the Sentry event id we promised the caller.
+#: Attribute of an exception, message or violation event: the Sentry event id we promised.
 EVENT_ID = "sentry.event_id"
 #: Marks an exception event the app handled (reported on purpose, not escaping).
 HANDLED = "biz.handled"
@@ -100,22 +100,26 @@ def violation(
     group: Optional[str] = None,
     risk: Optional[float] = None,
     **data: Any,
-) -> None:
-    """Report a business-rule violation: it becomes a Sentry issue with a stable fingerprint.
+) -> Optional[str]:
+    """Report a business-rule violation; return the Sentry event id of its issue event.
 
     >>> biz.violation("work_request_limit", "HIGH", "WR-7 total $18,200 exceeds $15,000",
     ...               group="WR-7", amount=18200.0)
 
     The fingerprint is (rule, group): every violation of one rule for one group key is one
-    issue. ``data`` becomes ``biz.violation.data.<key>`` attributes; the current business
-    context comes along as ``biz.<key>``, so the issue is tagged with it. Never raises.
+    issue. ``data`` (what was found: amounts, limits) becomes ``biz.violation.data.<key>``
+    attributes, shown in the event's ``business_violation`` context, never as tags; the
+    current business context comes along as ``biz.<key>``, so the issue is tagged with it.
+    Never raises: None when the violation could not be recorded.
     """
     try:
+        event_id = uuid.uuid4().hex
         attributes: dict[str, Any] = dict(current_business())
         attributes.update(
             {
                 attr.VIOLATION_RULE: printable(rule),
                 attr.VIOLATION_MESSAGE: printable(message),
+                EVENT_ID: event_id,
             }
         )
         attributes.update(_violation_judgement(impact, category))
@@ -139,8 +143,10 @@ def violation(
                 attributes[attr.VIOLATION_DATA_PREFIX + key] = coerced
         with _recording_span(f"violation {rule}") as span:
             span.add_event(attr.VIOLATION_EVENT, attributes=attributes)
+        return event_id
     except Exception:
         _logger.exception("could not record violation %r", rule)
+        return None
 
 
 def printable(value: Any) -> str:

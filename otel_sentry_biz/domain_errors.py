@@ -19,12 +19,16 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from opentelemetry.context import attach, detach
+
 from otel_sentry_biz import attributes as attr
 from otel_sentry_biz.capture import capture_error, printable, violation
+from otel_sentry_biz.context import context_with
 from otel_sentry_biz.impact import Category, Impact
 
 _logger = logging.getLogger("otel_sentry_biz.domain_errors")
@@ -53,9 +57,6 @@ BUSINESS_ERROR_RULE = "business_logic_error"
 #: Rule name of a slow operation (the same as the ``duration`` rule kind's usual name, so a
 #: rule and a decorator flagging the same operation make one Sentry issue).
 SLOW_OPERATION_RULE = "slow_operation"
-#: Parameters of ``violation()``: context keys of these names are renamed, not lost.
-_VIOLATION_PARAMETERS = frozenset({"rule", "impact", "message", "category", "group", "risk"})
-
 Judgement = Optional[Union[Impact, str]]
 Kind = Optional[Union[Category, str]]
 
@@ -74,26 +75,27 @@ def capture_business_error(
     ...                            operation="create_sales_order", product=p.id, requested=5)
 
     An exception is reported like :func:`~otel_sentry_biz.capture_error` (HIGH,
-    business_logic by default; ``rule`` becomes the ``business_rule`` tag) and its event id
-    returned. A message is reported as a violation of ``rule``: one Sentry issue per rule
-    (per message text when no rule is given), and None is returned.
+    business_logic by default; ``rule`` becomes the ``business_rule`` tag). A message is
+    reported as a violation of ``rule``: one Sentry issue per rule (per message text when no
+    rule is given). Either way ``context`` is business context (``biz.<key>``, tagged) and
+    the event id is returned (None when nothing could be reported).
     """
     if isinstance(exc_or_message, BaseException):
         return _capture("business", exc_or_message, impact, category, business_rule=rule, **context)
     try:
         domain = DOMAINS["business"]
         message = printable(exc_or_message)
-        violation(
-            rule or BUSINESS_ERROR_RULE,
-            impact if impact is not None else domain.impact,
-            message,
-            category=category if category is not None else domain.category,
-            group=None if rule else message,
-            **_violation_data("business", context),
-        )
+        with _business_context({DOMAIN_KEY: "business", **context}):
+            return violation(
+                rule or BUSINESS_ERROR_RULE,
+                impact if impact is not None else domain.impact,
+                message,
+                category=category if category is not None else domain.category,
+                group=None if rule else message,
+            )
     except Exception:
         _logger.exception("could not report a business error")
-    return None
+        return None
 
 
 def capture_payment_error(
@@ -181,14 +183,15 @@ def capture_performance_issue(
     *,
     impact: Union[Impact, str] = Impact.MEDIUM,
     **context: Any,
-) -> None:
+) -> Optional[str]:
     """Report ``operation`` as slow when ``duration_ms`` is over ``threshold_ms``.
 
     >>> biz.capture_performance_issue("generate_report", elapsed_ms, 5000, report="sales")
 
     A ``slow_operation`` violation (category performance, MEDIUM by default): one Sentry
-    issue per operation, with ``duration_ms`` and ``threshold_ms`` as data. A duration within
-    the threshold is not an issue: nothing is reported. Bad numbers are logged, never raised.
+    issue per operation, with ``duration_ms`` and ``threshold_ms`` as data and ``context`` as
+    business context (``biz.<key>``, tagged). Returns the event id; None when the duration
+    is within the threshold (nothing is reported). Bad numbers are logged, never raised.
     """
     try:
         duration, limit = float(duration_ms), float(threshold_ms)
@@ -203,23 +206,24 @@ def capture_performance_issue(
             threshold_ms,
             exc,
         )
-        return
+        return None
     if duration <= limit:
-        return
+        return None
     try:
         name = printable(operation)
-        violation(
-            SLOW_OPERATION_RULE,
-            impact,
-            f"{name} took {duration:,.0f} ms, over its {limit:g} ms limit",
-            category=Category.PERFORMANCE,
-            group=name,
-            duration_ms=round(duration, 3),
-            threshold_ms=limit,
-            **_violation_data(None, context),
-        )
+        with _business_context(context):
+            return violation(
+                SLOW_OPERATION_RULE,
+                impact,
+                f"{name} took {duration:,.0f} ms, over its {limit:g} ms limit",
+                category=Category.PERFORMANCE,
+                group=name,
+                duration_ms=round(duration, 3),
+                threshold_ms=limit,
+            )
     except Exception:
         _logger.exception("could not report slow operation %r", operation)
+        return None
 
 
 def _capture(
@@ -240,12 +244,16 @@ def _capture(
         return None
 
 
-def _violation_data(domain: Optional[str], context: Mapping[str, Any]) -> dict[str, Any]:
-    facts = {DOMAIN_KEY: domain, **context} if domain else dict(context)
-    return {
-        f"context_{key}" if key in _VIOLATION_PARAMETERS else key: value
-        for key, value in without_secrets(facts).items()
-    }
+@contextmanager
+def _business_context(context: Mapping[str, Any]) -> Iterator[None]:
+    """``context``, secret-free, as business context while a violation is reported: it is
+    business context, not a finding, so the issue is tagged with it (a violation's data is
+    not). ``context_with``, not ``biz.context``: any key is fine, ``propagate`` too."""
+    token = attach(context_with(without_secrets(context)))
+    try:
+        yield
+    finally:
+        detach(token)
 
 
 def without_secrets(context: Mapping[str, Any]) -> dict[str, Any]:

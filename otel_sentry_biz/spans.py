@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import Event
+
+_NO_ATTRIBUTES: Mapping[str, Any] = {}
 
 
 def events_of(span: Any) -> Sequence[Event]:
@@ -23,3 +25,23 @@ def events_of(span: Any) -> Sequence[Event]:
         except TypeError:
             pass
     return span.events
+
+
+def attributes_of(span: Any) -> Mapping[str, Any]:
+    """``span.attributes`` as a plain dict, to read only: it may be the span's own.
+
+    ``span.attributes`` is a read-only proxy over the SDK's ``BoundedAttributes``, whose
+    iteration copies its keys under a lock and whose ``get`` raises and catches a KeyError on
+    every miss: the exporter reads every attribute of every span several times, and reads
+    through the proxy cost several microseconds per span (benchmarks/conversion_cost.py).
+    A finished span's attributes no longer change (the SDK refuses writes once it ended), so
+    its dict is read in place; anything else is copied once.
+    """
+    raw = getattr(span, "_attributes", None)
+    if type(raw) is dict:
+        return raw  # a ReadableSpan built from a dict (BusinessSpanProcessor's copies)
+    inner = getattr(raw, "_dict", None)
+    if type(inner) is dict:
+        return inner
+    attributes = span.attributes
+    return dict(attributes) if attributes else _NO_ATTRIBUTES

@@ -56,6 +56,7 @@ from opentelemetry import trace
 
 from otel_sentry_biz.capture import violation
 from otel_sentry_biz.config import ConfigError
+from otel_sentry_biz.context import context as business_context
 from otel_sentry_biz.impact import Category, Impact
 from otel_sentry_biz.rules import alerting, measurement
 from otel_sentry_biz.rules.risk import process_risk
@@ -878,26 +879,27 @@ def _record(result: QualityResult, impact: Impact) -> QualityResult:
                 f"{result.floor:g}: {bad} of {result.rows} rows with errors, completeness "
                 f"{result.completeness:g}%, compliance {result.compliance:g}%"
             )
-            violation(
-                QUALITY_RULE,
-                impact,
-                message,
-                category=Category.DATA_QUALITY,
-                group=result.name,
-                risk=risk,
-                batch=result.name,
-                score=result.score,
-                floor=result.floor,
-                completeness=result.completeness,
-                compliance=result.compliance,
-                row_count=result.rows,
-                error_rows=bad,
-                error_count=result.error_count,
-                warning_count=result.warning_count,
-                problems=result.summary,
-                alert_tier=alerting.DEFAULT_ALERT_TIERS[impact],
-                window_risk=window_risk,
-            )
+            # The batch is business context (a tag to search by), the rest are findings.
+            with business_context(batch=result.name):
+                violation(
+                    QUALITY_RULE,
+                    impact,
+                    message,
+                    category=Category.DATA_QUALITY,
+                    group=result.name,
+                    risk=risk,
+                    score=result.score,
+                    floor=result.floor,
+                    completeness=result.completeness,
+                    compliance=result.compliance,
+                    row_count=result.rows,
+                    error_rows=bad,
+                    error_count=result.error_count,
+                    warning_count=result.warning_count,
+                    problems=result.summary,
+                    alert_tier=alerting.DEFAULT_ALERT_TIERS[impact],
+                    window_risk=window_risk,
+                )
             return dataclasses.replace(result, window_risk=window_risk)
     except Exception:
         _logger.exception("could not record the quality of batch %r", result.name)

@@ -73,6 +73,15 @@ _SPECIAL_TEXT_KEYS = frozenset(
 )
 _NO_PARENT: Mapping[Any, Any] = {}
 
+#: What the walk does with a value under a key, decided once per key name (Scrubber._plan):
+#: replace it whole; or for text, the plain data rules, the id/timestamp copy, or the special
+#: rules of _special_text. One dict lookup per value instead of a sensitivity lookup and set
+#: tests (the walk visits every value of every event: benchmarks/conversion_cost.py).
+_PLAIN, _SENSITIVE, _COPY, _SPECIAL = 0, 1, 2, 3
+_PLANS_LIMIT = 4096
+#: Top-level event fields with rules of their own (scrub_event).
+_EVENT_FIELDS = frozenset({"message", "logentry", "user", "measurements"})
+
 
 class Scrubber:
     """Remove secrets and personal data from events and span attributes.
@@ -98,7 +107,9 @@ class Scrubber:
         )
         self._marker = config.replacement
         self._scrub = self._text.scrub
+        self._remembered = self._text.remembered(prose=False)
         self._is_sensitive = self._keys.is_sensitive
+        self._plans: dict[str, int] = {}
         self._sql = "sql_literals" in config.detectors
         self._max_depth = config.max_depth
         probe = f"password={self._marker} {self._marker}"
@@ -117,6 +128,10 @@ class Scrubber:
         handled, never raised on; an exception here is a bug, and the caller's guard (the
         exporter's per-segment one) drops and counts the event rather than send it.
         """
+        if _EVENT_FIELDS.isdisjoint(event):
+            # No field with rules of its own (transactions, mostly): each field as a value of
+            # a mapping, which is what the loop below does for them too, one call less each.
+            return self._mapping(event, 1, prose_message=False)
         out: dict[str, Any] = {}
         for key, value in event.items():
             if key == "message" and isinstance(value, str):
@@ -163,25 +178,30 @@ class Scrubber:
             return {}
         # _entry inlined for the common cases: one call less per value.
         out: dict[Any, Any] = {}
-        decided = self._keys.decided
+        plans = self._plans
         scrub = self._scrub
+        remembered = self._remembered  # a hit is scrub(value, False), without the call
         for key, value in mapping.items():
             name = key if type(key) is str else _as_text(key)
-            sensitive = decided.get(name)
-            if sensitive is None:
-                sensitive = self._is_sensitive(name)
+            plan = plans.get(name)
+            if plan is None:
+                plan = self._plan(name)
             kind = type(value)
-            if sensitive:
+            if plan == _SENSITIVE:
                 out[key] = self._redacted(value, depth)
             elif kind is str:
-                if name in _SPECIAL_TEXT_KEYS:
-                    out[key] = self._special_text(name, value, mapping, prose_message)
+                if plan == _PLAIN:
+                    out[key] = remembered.get(value) or scrub(value, False)
+                elif plan == _COPY and _HEX_ID.fullmatch(value):
+                    out[key] = value
                 else:
-                    out[key] = scrub(value, False)
+                    out[key] = self._special_text(name, value, mapping, prose_message)
             elif kind is float or kind is bool or value is None:
                 out[key] = value
             elif kind is dict:
                 out[key] = self._mapping(value, depth + 1, prose_message=False)
+            elif kind is int:
+                out[key] = self._marker if card_int(value) else value
             else:
                 out[key] = self._value(value, depth + 1, prose=name in _PROSE_KEYS)
         return out
@@ -191,19 +211,37 @@ class Scrubber:
     ) -> Any:
         """One value of a mapping (the same rules as the loop of :meth:`_mapping`)."""
         name = key if type(key) is str else _as_text(key)
-        if self._is_sensitive(name):
+        plan = self._plans.get(name)
+        if plan is None:
+            plan = self._plan(name)
+        if plan == _SENSITIVE:
             return self._redacted(value, depth)
         if type(value) is str:
-            if name in _SPECIAL_TEXT_KEYS:
-                return self._special_text(name, value, parent, prose_message)
-            return self._scrub(value, False)
+            if plan == _PLAIN:
+                return self._scrub(value, False)
+            if plan == _COPY and _HEX_ID.fullmatch(value):
+                return value
+            return self._special_text(name, value, parent, prose_message)
         return self._value(value, depth + 1, prose=name in _PROSE_KEYS)
+
+    def _plan(self, name: str) -> int:
+        """How values under key ``name`` are scrubbed (see _PLAIN...), remembered per name."""
+        if self._is_sensitive(name):
+            plan = _SENSITIVE
+        elif name in _COPY_KEYS:
+            plan = _COPY  # an id or timestamp is copied; any other text is scrubbed as data
+        elif name in _SPECIAL_TEXT_KEYS:
+            plan = _SPECIAL
+        else:
+            plan = _PLAIN
+        if len(self._plans) >= _PLANS_LIMIT:
+            self._plans.clear()  # keys are few in practice; a flood of unique keys stays bounded
+        self._plans[name] = plan
+        return plan
 
     def _special_text(
         self, name: str, value: str, parent: Mapping[Any, Any], prose_message: bool
     ) -> str:
-        if name in _COPY_KEYS and _HEX_ID.fullmatch(value):
-            return value
         if self._sql and _holds_sql(name, parent):
             return self._scrub(value, True, True)
         prose = (
@@ -219,6 +257,12 @@ class Scrubber:
             return self._scrub(value, prose=prose)
         if value is None or kind is bool or kind is float:
             return value
+        if kind is dict or kind is list:  # exact types: no isinstance chain for each span
+            if depth > self._max_depth:
+                return self._marker
+            if kind is dict:
+                return self._mapping(value, depth, prose_message=False)
+            return self._sequence(value, depth, prose=prose)
         if isinstance(value, int) and not isinstance(value, bool):
             return self._marker if card_int(value) else value
         if isinstance(value, (float, bool)):
@@ -227,7 +271,7 @@ class Scrubber:
             return self._scrub(str(value), prose=prose)
         if depth > self._max_depth:
             return self._marker
-        if isinstance(value, Mapping):
+        if kind is dict or isinstance(value, Mapping):  # exact type first: no ABC check
             return self._mapping(value, depth, prose_message=False)
         if isinstance(value, (list, tuple)):
             return self._sequence(value, depth, prose=prose)
@@ -269,9 +313,19 @@ class Scrubber:
 
     def _user(self, user: Mapping[str, Any]) -> dict[str, Any]:
         out = self._mapping(user, 1, prose_message=False)
+        if self.config.send_default_pii:
+            # Consent given: who the user is stays as given (sentry-sdk keeps it too); the
+            # same values elsewhere in the event are still scrubbed.
+            for key in _CONSENTED_USER_FIELDS:
+                if isinstance(user.get(key), str):
+                    out[key] = user[key]
         if out.get("ip_address") == self._marker:
             del out["ip_address"]  # Relay rejects a non-IP here; sentry-sdk removes it too
         return out
+
+
+#: Fields of ``event.user`` kept as given when the app consented to send personal data.
+_CONSENTED_USER_FIELDS = ("email", "username", "name")
 
 
 def _holds_sql(name: str, parent: Mapping[Any, Any]) -> bool:

@@ -14,7 +14,7 @@ exception values and span descriptions are *prose*: they keep their text.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Optional
 
 from otel_sentry_biz.scrub.assignments import Assignments
@@ -81,6 +81,15 @@ class TextScrubber:
         self._max_length = max_length
         self._caches: tuple[dict[str, str], ...] = ({}, {}, {}, {})
 
+    def remembered(self, prose: bool = True, sql: bool = False) -> Mapping[str, str]:
+        """What :meth:`scrub` remembers for ``(prose, sql)``: text -> its scrubbed form.
+
+        A hit is exactly what ``scrub(text, prose, sql)`` returns; the event walk looks there
+        first and saves a call per value (benchmarks/conversion_cost.py). Read it only; it is
+        the same object for the scrubber's lifetime (emptied when full, never replaced).
+        """
+        return self._caches[prose + 2 * sql]
+
     def scrub(self, text: str, prose: bool = True, sql: bool = False) -> str:
         """``text`` with every secret found replaced by the marker.
 
@@ -88,8 +97,6 @@ class TextScrubber:
         password-like word outside any ``key=value`` assignment, as Relay's defaults do.
         ``sql=True``: a statement, whose literals become ``%s`` first.
         """
-        if len(text) < _MIN_LENGTH:
-            return text
         if len(text) > _CACHED_LENGTH:
             if len(text) > self._max_length:
                 text = truncate(text, self._max_length)
@@ -97,7 +104,9 @@ class TextScrubber:
         cache = self._caches[prose + 2 * sql]
         cached = cache.get(text)
         if cached is None:
-            cached = self._scrub(text, prose, sql)
+            # Texts too short to hold a secret are remembered as they are: then the event walk,
+            # which looks here first (remembered()), needs no call for them either.
+            cached = text if len(text) < _MIN_LENGTH else self._scrub(text, prose, sql)
             if len(cache) >= _CACHE_SIZE:
                 cache.clear()
             cache[text] = cached

@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_sentry_biz import attributes as attr
 from otel_sentry_biz.capture import EVENT_ID, HANDLED, violation_attributes
@@ -28,12 +28,14 @@ from otel_sentry_biz.sentry.stacktrace import exception_values
 from otel_sentry_biz.sentry.status import sentry_status
 from otel_sentry_biz.sentry.tags import (
     ResourceInfo,
+    TagCandidate,
     TagMapper,
     json_safe,
     resource_info,
     tag_text,
 )
-from otel_sentry_biz.spans import events_of
+from otel_sentry_biz.sentry.user import user_of
+from otel_sentry_biz.spans import attributes_of, events_of
 from otel_sentry_biz.version import __version__
 
 SDK_INFO = {"name": "otel-sentry-biz", "version": __version__}
@@ -42,6 +44,9 @@ ORIGIN = "auto.otel.otel_sentry_biz"
 IMPACT_TAG = "business_impact"
 CATEGORY_TAG = "error_category"
 RULE_TAG = "violation_rule"
+#: The one finding value of a violation that is a tag (its alert tier, to route on); the
+#: others (``breach``, ``limit``, ``value``...) are in ``contexts.business_violation``.
+TIER_DATA_KEY = "alert_tier"
 #: Attributes that are ours to read, not data worth repeating on every span.
 _INTERNAL_ATTRIBUTES = frozenset({attr.SENTRY_OP, "sentry.name", "sentry.description"})
 _JUDGEMENT_TAG_NAMES = frozenset({IMPACT_TAG, CATEGORY_TAG})
@@ -58,6 +63,8 @@ class EventDefaults:
     release: Optional[str] = None
     max_spans: int = 1000
     max_breadcrumbs: int = 100
+    #: The user's e-mail, names and IP address in ``event.user`` (``send_default_pii``).
+    send_default_pii: bool = False
 
 
 class EventFactory:
@@ -67,14 +74,16 @@ class EventFactory:
         self._defaults = defaults
         self._tags = tags or TagMapper()
         self._resources: dict[int, tuple[Resource, dict[str, Any]]] = {}
+        self._shapes: dict[tuple[Any, ...], _Shape] = {}
 
     # -- transactions -------------------------------------------------------------------
 
     def transactions(self, segment: Segment) -> list[dict[str, Any]]:
         """The segment as one transaction, or several when it exceeds ``max_spans``."""
         root = segment.root
-        naming = name_span(root.name, root.kind, root.attributes or {})
-        tags, data = self._split(root.attributes)
+        root_attributes = attributes_of(root)
+        naming = name_span(root.name, root.kind, root_attributes)
+        tags, data = self._split(root_attributes)
         children = sorted(segment.spans, key=_start)
         event = self._base(root, _ns(root.end_time))
         event.update(
@@ -85,18 +94,23 @@ class EventFactory:
             start_timestamp=_ns(root.start_time),
             tags={**event.get("tags", {}), **tags},
         )
-        trace_context = self._trace_context(root, naming)
+        trace_context = self._trace_context(root, naming, root_attributes)
         if data:
             trace_context["data"] = data
         event["contexts"]["trace"] = trace_context
-        judgement = _span_judgement(root)
+        judgement = _span_judgement(root.status.status_code, root_attributes)
         if judgement:
             event["tags"].update(judgement)
+        user = self._user([root])
+        if user:
+            event["user"] = user
         limit = self._defaults.max_spans
-        event["spans"] = [self._child(span) for span in children[:limit]]
-        found = measurements([root, *children])  # e.g. validate_batch's data_quality_score
-        if found:
-            event["measurements"] = found
+        ids = _HexIds(root, trace_context)
+        event["spans"] = [self._child(span, ids) for span in children[:limit]]
+        if segment.has_events():  # measurements are span events (none: the common case)
+            found = measurements([root, *children])  # e.g. validate_batch's data_quality_score
+            if found:
+                event["measurements"] = found
         # A request's business context is usually entered below its root span: the
         # transaction is tagged with what its spans carry, so on-call can search by it.
         for child in event["spans"]:
@@ -105,7 +119,8 @@ class EventFactory:
                     event["tags"].setdefault(key, value)
         events = [event]
         for part, start in enumerate(range(limit, len(children), limit), start=2):
-            events.append(self._continuation(event, root, children[start : start + limit], part))
+            chunk = children[start : start + limit]
+            events.append(self._continuation(event, root, chunk, part, ids))
         if len(events) > 1:
             total = len(events)
             for index, each in enumerate(events, start=1):
@@ -113,7 +128,12 @@ class EventFactory:
         return events
 
     def _continuation(
-        self, first: dict[str, Any], root: ReadableSpan, chunk: Sequence[ReadableSpan], part: int
+        self,
+        first: dict[str, Any],
+        root: ReadableSpan,
+        chunk: Sequence[ReadableSpan],
+        part: int,
+        ids: _HexIds,
     ) -> dict[str, Any]:
         # A transaction may hold at most ``max_spans`` spans: the rest of a big segment goes in
         # continuation transactions under the same root, one per chunk, in the same trace.
@@ -133,45 +153,80 @@ class EventFactory:
             "timestamp": max(_ns(span.end_time) for span in chunk),
             "contexts": {**first["contexts"], "trace": trace_context},
             "tags": dict(first["tags"], transaction_part=str(part)),
-            "spans": [self._child(span) for span in chunk],
+            "spans": [self._child(span, ids) for span in chunk],
         }
 
-    def _child(self, span: ReadableSpan) -> dict[str, Any]:
-        # One plain copy: every read of span.attributes goes through the SDK's locked mapping.
-        attributes = dict(span.attributes) if span.attributes else {}
-        naming = name_span(span.name, span.kind, attributes)
-        tags, data = self._split(attributes)
+    def _child(self, span: ReadableSpan, ids: _HexIds) -> dict[str, Any]:
+        shape = self._shape(span.name, span.kind, span.status.status_code, attributes_of(span))
         context = span.context
+        trace_id, span_id = context.trace_id, context.span_id
+        span_hex = ids.spans[span_id] = _hex_span(span_id)  # its children's parent_span_id
+        parent = span.parent
+        if parent is None:
+            parent_hex = None
+        else:
+            parent_hex = ids.spans.get(parent.span_id) or _hex_span(parent.span_id)
         child: dict[str, Any] = {
-            "trace_id": _hex_trace(context.trace_id),
-            "span_id": _hex_span(context.span_id),
-            "parent_span_id": _hex_span(span.parent.span_id) if span.parent else None,
-            "op": naming.op,
-            "description": naming.description,
+            "trace_id": ids.trace if trace_id == ids.trace_id else _hex_trace(trace_id),
+            "span_id": span_hex,
+            "parent_span_id": parent_hex,
+            "op": shape.op,
+            "description": shape.description,
             "start_timestamp": _ns(span.start_time),
             "timestamp": _ns(span.end_time),
-            "status": sentry_status(span.status.status_code, attributes),
+            "status": shape.status,
             "origin": ORIGIN,
         }
-        judgement = _span_judgement(span, attributes)
-        if judgement:
-            tags.update(judgement)
+        tags = self._admitted(shape.candidates)
+        if shape.judgement:
+            tags.update(shape.judgement)
         if tags:
             child["tags"] = tags
-        for key in _SHOWN_AS_DESCRIPTION:
-            # The query or URL is already the description: sent (and scrubbed) once, not twice.
-            if data.get(key) == naming.description:
-                del data[key]
-        if data:
-            child["data"] = data
+        if shape.data:
+            child["data"] = dict(shape.data)  # the shape's own stays as it is, for the next
         return child
 
-    def _trace_context(self, span: ReadableSpan, naming: SpanNaming) -> dict[str, Any]:
+    def _shape(
+        self, name: str, kind: SpanKind, status_code: StatusCode, attributes: Mapping[str, Any]
+    ) -> _Shape:
+        """What a child span's Sentry form takes from its name, kind, status and attributes.
+
+        Remembered per :func:`_shape_key`: spans repeat a few shapes (the same query, the same
+        internal step, request after request), and working one out is most of a child's cost
+        (benchmarks/conversion_cost.py). Only the tags' admission (distinct values per key)
+        is decided again for each span, by :meth:`_admitted`.
+        """
+        key = _shape_key(name, kind, status_code, attributes)
+        shape = None if key is None else self._shapes.get(key)
+        if shape is None:
+            naming = name_span(name, kind, attributes)
+            candidates, data = self._candidates(attributes)
+            for attribute in _SHOWN_AS_DESCRIPTION:
+                # The query or URL is already the description: sent (and scrubbed) once.
+                if data.get(attribute) == naming.description:
+                    del data[attribute]
+            shape = _Shape(
+                naming.op,
+                naming.description,
+                sentry_status(status_code, attributes),
+                candidates,
+                _span_judgement(status_code, attributes),
+                data,
+            )
+            if key is not None:
+                if len(self._shapes) >= _SHAPES_SIZE:
+                    self._shapes.clear()  # a flood of unique shapes stays bounded
+                self._shapes[key] = shape
+        return shape
+
+    def _trace_context(
+        self, span: ReadableSpan, naming: SpanNaming, attributes: Mapping[str, Any]
+    ) -> dict[str, Any]:
         trace_context: dict[str, Any] = {
             "trace_id": _hex_trace(span.context.trace_id),
             "span_id": _hex_span(span.context.span_id),
             "op": naming.op,
-            "status": sentry_status(span.status.status_code, span.attributes or {}),
+            "status": sentry_status(span.status.status_code, attributes),
             "origin": ORIGIN,
             "type": "trace",
         }
@@ -186,7 +241,7 @@ class EventFactory:
         root = segment.root
         if not any(events_of(span) for span in (root, *segment.spans)):
             return []  # the common case: nothing was recorded, nothing to name
-        transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
+        transaction = name_span(root.name, root.kind, attributes_of(root)).transaction_name
         root_failed = root.status.status_code is StatusCode.ERROR
         found: dict[tuple[Any, ...], _Recorded] = {}
         # Innermost first: spans that end earlier recorded the exception first.
@@ -203,19 +258,23 @@ class EventFactory:
                 key = _identity(values, event_attrs)
                 seen = found.get(key)
                 if seen is None:
-                    found[key] = _Recorded(span, event, values, span)
+                    seen = found[key] = _Recorded(span, event, values, span)
                 else:
                     # Keep the innermost span (where it happened) and the longest stack.
-                    seen.outermost = span
+                    if seen.outermost is not span:
+                        seen.outermost, seen.escaped = span, False
                     if _frame_count(values) > _frame_count(seen.values):
                         seen.values = values
+                seen.escaped = seen.escaped or _flagged_escaped(event_attrs)
         if not found:
             return []
-        context_tags = self._segment_tags(segment)
+        lineage = _Lineage(segment)
         crumbs = _breadcrumbs(segment)
         errors = []
         for record in found.values():
+            context_tags = self._context_tags(lineage.context(record.span))
             error = self._error(record, transaction, root_failed, context_tags)
+            self._set_user(error, lineage.chain(record.span))
             before = [c for c in crumbs if c["timestamp"] <= error["timestamp"]]
             if before and self._defaults.max_breadcrumbs:
                 error["breadcrumbs"] = {"values": before[-self._defaults.max_breadcrumbs :]}
@@ -231,28 +290,29 @@ class EventFactory:
     ) -> dict[str, Any]:
         span, event_attrs = record.span, record.event.attributes or {}
         handled = bool(event_attrs.get(HANDLED)) or not (
-            root_failed and _escaped(record.outermost, event_attrs)
+            root_failed and _escaped(record.outermost, event_attrs, record.escaped)
         )
         values = [dict(value) for value in record.values]
         values[-1]["mechanism"] = {"type": "otel", "handled": handled}
         impact = _impact(event_attrs.get(attr.IMPACT), Impact.LOW)
         category = _category(event_attrs.get(attr.CATEGORY))
         event = self._base(span, _ns(record.event.timestamp))
-        tags, data = self._split(span.attributes)
+        attributes = attributes_of(span)
+        tags, data = self._split(attributes)
         event_tags, event_data = self._split(_event_business(event_attrs))
         event["tags"].update(tags)
         event["tags"].update(event_tags)
         event["tags"].update({IMPACT_TAG: impact.value, CATEGORY_TAG: category.value})
         for key, value in context_tags.items():
             event["tags"].setdefault(key, value)
-        naming = name_span(span.name, span.kind, span.attributes or {})
+        naming = name_span(span.name, span.kind, attributes)
         event.update(
             event_id=_valid_event_id(event_attrs.get(EVENT_ID)) or uuid.uuid4().hex,
             level=LEVEL_BY_IMPACT[impact],
             exception={"values": values},
             transaction=transaction,
         )
-        event["contexts"]["trace"] = self._trace_context(span, naming)
+        event["contexts"]["trace"] = self._trace_context(span, naming, attributes)
         if data or event_data:
             event["contexts"]["span"] = {"name": span.name, "attributes": {**data, **event_data}}
         return event
@@ -281,9 +341,14 @@ class EventFactory:
         ]
         if not found:
             return []
-        transaction = name_span(root.name, root.kind, root.attributes or {}).transaction_name
-        context_tags = self._segment_tags(segment)
-        return [build(span, event, transaction, context_tags) for span, event in found]
+        transaction = name_span(root.name, root.kind, attributes_of(root)).transaction_name
+        lineage = _Lineage(segment)
+        built = []
+        for span, event in found:
+            payload = build(span, event, transaction, self._context_tags(lineage.context(span)))
+            self._set_user(payload, lineage.chain(span))
+            built.append(payload)
+        return built
 
     def _message(
         self,
@@ -293,28 +358,42 @@ class EventFactory:
         context_tags: Mapping[str, str],
     ) -> dict[str, Any]:
         event_attrs = event.attributes or {}
+        attributes = attributes_of(span)
         payload = self._base(span, _ns(event.timestamp))
-        payload["tags"].update(self._split(span.attributes)[0])
+        payload["tags"].update(self._split(attributes)[0])
         payload["tags"].update(self._split(_event_business(event_attrs))[0])
         for key, value in context_tags.items():
             payload["tags"].setdefault(key, value)
-        naming = name_span(span.name, span.kind, span.attributes or {})
+        naming = name_span(span.name, span.kind, attributes)
         payload.update(
             event_id=_valid_event_id(event_attrs.get(EVENT_ID)) or uuid.uuid4().hex,
             level=str(event_attrs.get(attr.MESSAGE_LEVEL, "info")),
             logentry={"formatted": str(event_attrs.get(attr.MESSAGE_TEXT, ""))},
             transaction=transaction,
         )
-        payload["contexts"]["trace"] = self._trace_context(span, naming)
+        payload["contexts"]["trace"] = self._trace_context(span, naming, attributes)
         return payload
 
-    def _segment_tags(self, segment: Segment) -> dict[str, str]:
-        """Business tags of every span of the segment (root first): the request's context."""
+    def _context_tags(self, spans: Sequence[ReadableSpan]) -> dict[str, str]:
+        """Business tags of an event's context (:meth:`_Lineage.context`), nearest first."""
         tags: dict[str, str] = {}
-        for span in [segment.root, *segment.spans]:
-            for key, value in self._split(span.attributes)[0].items():
+        for span in spans:
+            for key, value in self._split(attributes_of(span))[0].items():
                 tags.setdefault(key, value)
         return tags
+
+    def _user(self, chain: Sequence[ReadableSpan]) -> Optional[dict[str, str]]:
+        """Sentry's ``user``: from the nearest span of ``chain`` that names one."""
+        for span in chain:
+            user = user_of(attributes_of(span), send_default_pii=self._defaults.send_default_pii)
+            if user:
+                return user
+        return None
+
+    def _set_user(self, event: dict[str, Any], chain: Sequence[ReadableSpan]) -> None:
+        user = self._user(chain)
+        if user:
+            event["user"] = user
 
     def _violation(
         self,
@@ -331,36 +410,49 @@ class EventFactory:
         message = str(event_attrs.get(attr.VIOLATION_MESSAGE, rule))
         data = violation_attributes(event_attrs)
         payload = self._base(span, _ns(event.timestamp))
-        tags, _ = self._split(span.attributes)
-        context_tags, _ = self._split(_event_business(event_attrs))
-        data_tags, _ = self._split({attr.biz_key(k): v for k, v in data.items()})
+        attributes = attributes_of(span)
+        tags, _ = self._split(attributes)
+        event_tags, business = self._split(_event_business(event_attrs))
         payload["tags"].update(tags)
-        payload["tags"].update(context_tags)
-        payload["tags"].update(data_tags)
+        payload["tags"].update(event_tags)
+        # The rule's finding values are data, never tags: one named like a business key
+        # (``operation``, ``key``) must not replace the span's. Only the tier is a tag.
+        tier = tag_text(data[TIER_DATA_KEY]) if TIER_DATA_KEY in data else None
+        if tier is not None:
+            payload["tags"].setdefault(TIER_DATA_KEY, tier)
         payload["tags"].update({IMPACT_TAG: impact.value, CATEGORY_TAG: category.value})
         rule_tag = tag_text(rule)
         if rule_tag is not None:  # a rule name no tag can hold is still in the context
             payload["tags"][RULE_TAG] = rule_tag
         for key, value in context_tags.items():
             payload["tags"].setdefault(key, value)
-        naming = name_span(span.name, span.kind, span.attributes or {})
+        naming = name_span(span.name, span.kind, attributes)
         violation_context: dict[str, Any] = {"rule": rule, "message": message}
         if group is not None:
             violation_context["group"] = str(group)
         if attr.VIOLATION_RISK in event_attrs:
-            violation_context["risk"] = event_attrs[attr.VIOLATION_RISK]
+            # json_safe: a NaN risk made the whole segment unsendable (JSON has no NaN).
+            violation_context["risk"] = json_safe(event_attrs[attr.VIOLATION_RISK])
         if data:
             violation_context["data"] = self._split({attr.biz_key(k): v for k, v in data.items()})[
                 1
             ]
+        # The business facts it was reported with that are no tags (amounts): still shown.
+        untagged = {
+            key: value
+            for key, value in business.items()
+            if key[len(attr.BIZ_PREFIX) :] not in event_tags
+        }
+        if untagged:
+            violation_context["business"] = untagged
         payload.update(
-            event_id=uuid.uuid4().hex,
+            event_id=_valid_event_id(event_attrs.get(EVENT_ID)) or uuid.uuid4().hex,
             level=LEVEL_BY_IMPACT[impact],
             logentry={"formatted": message},
             fingerprint=_violation_fingerprint(rule, group, event_attrs),
             transaction=transaction,
         )
-        payload["contexts"]["trace"] = self._trace_context(span, naming)
+        payload["contexts"]["trace"] = self._trace_context(span, naming, attributes)
         payload["contexts"]["business_violation"] = violation_context
         return payload
 
@@ -399,14 +491,85 @@ class EventFactory:
     def _split(
         self, attributes: Optional[Mapping[str, Any]]
     ) -> tuple[dict[str, str], dict[str, Any]]:
+        """(tags, data) of span or event attributes, without our own bookkeeping."""
+        candidates, data = self._candidates(attributes)
+        return self._admitted(candidates), data
+
+    def _candidates(
+        self, attributes: Optional[Mapping[str, Any]]
+    ) -> tuple[list[TagCandidate], dict[str, Any]]:
+        """The part of :meth:`_split` decided by the attributes alone (TagMapper.candidates)."""
         if not attributes:
-            return {}, {}
-        tags, data = self._tags.split(attributes)
-        for key in _INTERNAL_ATTRIBUTES.intersection(data):
-            del data[key]
-        for key in _JUDGEMENT_TAGS.intersection(tags):
-            del tags[key]  # shown as business_impact / error_category where they apply
-        return tags, data
+            return [], {}
+        candidates, data = self._tags.candidates(attributes)
+        if not _INTERNAL_ATTRIBUTES.isdisjoint(data):  # rarely: test first, build no set
+            for key in _INTERNAL_ATTRIBUTES.intersection(data):
+                del data[key]
+        return candidates, data
+
+    def _admitted(self, candidates: list[TagCandidate]) -> dict[str, str]:
+        if not candidates:
+            return {}
+        tags = self._tags.admitted(candidates)
+        if tags and not _JUDGEMENT_TAGS.isdisjoint(tags):
+            for key in _JUDGEMENT_TAGS.intersection(tags):
+                del tags[key]  # shown as business_impact / error_category where they apply
+        return tags
+
+
+class _Shape(NamedTuple):
+    """The part of a child span's Sentry form that its name, kind, status and attributes
+    decide (see EventFactory._shape). Shared by every span of the same shape: read only."""
+
+    op: str
+    description: str
+    status: str
+    candidates: list[TagCandidate]
+    judgement: dict[str, str]
+    data: dict[str, Any]
+
+
+_SHAPES_SIZE = 2048
+#: SpanKind and StatusCode members by identity (an Enum's hash is a Python call, an int's is
+#: not). Members live as long as the process, so no other object can ever share one's id.
+_KIND_INDEX: Mapping[int, int] = {id(member): member.value for member in SpanKind}
+_STATUS_INDEX: Mapping[int, int] = {id(member): member.value for member in StatusCode}
+
+
+def _shape_key(
+    name: str, kind: SpanKind, status_code: StatusCode, attributes: Mapping[str, Any]
+) -> Optional[tuple[Any, ...]]:
+    """The key :meth:`EventFactory._shape` remembers a shape by, or None (not remembered).
+
+    None unless the name and every attribute key are exactly ``str`` and every value is
+    exactly a ``str`` or an ``int``: equal keys must mean equal inputs, and ``1 == 1.0 ==
+    True`` or ``0.0 == -0.0`` would not (they make different data and tags).
+    """
+    kind_index = _KIND_INDEX.get(id(kind))
+    status_index = _STATUS_INDEX.get(id(status_code))
+    if kind_index is None or status_index is None or type(name) is not str:
+        return None
+    for key, value in attributes.items():
+        if type(key) is not str:
+            return None
+        kind_of_value = type(value)
+        if kind_of_value is not str and kind_of_value is not int:
+            return None
+    return (name, kind_index, status_index, *attributes.items())
+
+
+class _HexIds:
+    """The hex forms of one segment's ids, each formatted once: every child repeats its
+    root's trace id and most name the root (or a sibling) as parent, and formatting an id
+    costs as much as the rest of a child's ids and timestamps (benchmarks/conversion_cost.py).
+    """
+
+    __slots__ = ("spans", "trace", "trace_id")
+
+    def __init__(self, root: ReadableSpan, trace_context: Mapping[str, Any]) -> None:
+        self.trace_id: int = root.context.trace_id
+        self.trace: str = trace_context["trace_id"]
+        self.spans: dict[int, str] = {root.context.span_id: trace_context["span_id"]}
 
 
 @dataclass
@@ -415,6 +578,56 @@ class _Recorded:
     event: Event
     values: list[dict[str, Any]]
     outermost: ReadableSpan
+    #: Recorded on ``outermost`` as escaping it (``exception.escaped``).
+    escaped: bool = False
+
+
+class _Lineage:
+    """A segment's spans by id, to walk from a span up to the segment's root or down."""
+
+    __slots__ = ("_by_id", "_children", "_root")
+
+    def __init__(self, segment: Segment) -> None:
+        self._root = segment.root
+        self._by_id = {span.context.span_id: span for span in segment.spans}
+        self._children: Optional[dict[int, list[ReadableSpan]]] = None
+
+    def context(self, span: ReadableSpan) -> list[ReadableSpan]:
+        """The spans whose business context is ``span``'s: its :meth:`chain`, then the spans
+        below it (the work it did; context entered inside a handler is on those). Not its
+        siblings': an error in one invoice line is not about the line beside it."""
+        return [*self.chain(span), *self.below(span)]
+
+    def chain(self, span: ReadableSpan) -> list[ReadableSpan]:
+        """``span``, its parent, ... up to the root (always last, even past a gap)."""
+        chain: list[ReadableSpan] = []
+        current: Optional[ReadableSpan] = span
+        while current is not None and current is not self._root and len(chain) < _MAX_DEPTH:
+            chain.append(current)
+            parent = current.parent
+            current = None if parent is None else self._by_id.get(parent.span_id, self._root)
+        chain.append(self._root)
+        return chain
+
+    def below(self, span: ReadableSpan) -> list[ReadableSpan]:
+        """The spans under ``span``, nearest first."""
+        if self._children is None:
+            self._children = {}
+            for each in self._by_id.values():
+                if each.parent is not None:
+                    self._children.setdefault(each.parent.span_id, []).append(each)
+        found: list[ReadableSpan] = []
+        level = [span]
+        while level and len(found) < len(self._by_id):  # the bound: hostile ids may cycle
+            level = [
+                child for each in level for child in self._children.get(each.context.span_id, ())
+            ]
+            found.extend(level)
+        return found
+
+
+#: A parent chain longer than this is a cycle (hostile ids), not a real nesting.
+_MAX_DEPTH = 1000
 
 
 #: Event attributes that are our judgements or bookkeeping, not business facts to tag.
@@ -495,12 +708,8 @@ def _violation_fingerprint(rule: str, group: Any, event_attrs: Mapping[str, Any]
     return ["biz-violation", rule, *([str(group)] if group is not None else [])]
 
 
-def _span_judgement(
-    span: ReadableSpan, attributes: Optional[Mapping[str, Any]] = None
-) -> dict[str, str]:
-    if attributes is None:
-        attributes = span.attributes or {}
-    if span.status.status_code is not StatusCode.ERROR or attr.IMPACT not in attributes:
+def _span_judgement(status_code: StatusCode, attributes: Mapping[str, Any]) -> dict[str, str]:
+    if status_code is not StatusCode.ERROR or attr.IMPACT not in attributes:
         return {}
     # Apps may set these attributes to anything: tag only what the judgement can be.
     return {
@@ -527,12 +736,23 @@ def _frame_count(values: list[dict[str, Any]]) -> int:
     return sum(len((v.get("stacktrace") or {}).get("frames") or []) for v in values)
 
 
-def _escaped(span: ReadableSpan, event_attrs: Mapping[str, Any]) -> bool:
-    """Did the exception leave ``span``? The SDK sets the status from the escaping exception."""
+def _escaped(span: ReadableSpan, event_attrs: Mapping[str, Any], flagged: bool) -> bool:
+    """Did the exception leave ``span``? ``flagged`` when it was recorded as escaping it;
+    else the SDK's status description tells (set from the escaping exception). FastAPI's own
+    tracing sets an ERROR status without one, so the flag is what tells there.
+    """
     if span.status.status_code is not StatusCode.ERROR:
         return False
+    if flagged:
+        return True
     short_type = str(event_attrs.get(attr.EXCEPTION_TYPE, "")).rsplit(".", 1)[-1]
     return (span.status.description or "").startswith(short_type)
+
+
+def _flagged_escaped(event_attrs: Mapping[str, Any]) -> bool:
+    """``exception.escaped`` is true: a bool, or the text the SDK writes (``"True"``)."""
+    value = event_attrs.get(attr.EXCEPTION_ESCAPED)
+    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 def _optional_str(value: Any) -> Optional[str]:
@@ -549,12 +769,13 @@ def _event_id(trace_id: int, span_id: int) -> str:
     return f"{span_id:016x}{trace_id & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
+# %-format, not an f-string: a third faster, and ids are formatted for every span.
 def _hex_trace(trace_id: int) -> str:
-    return f"{trace_id:032x}"
+    return "%032x" % trace_id  # noqa: UP031
 
 
 def _hex_span(span_id: int) -> str:
-    return f"{span_id:016x}"
+    return "%016x" % span_id  # noqa: UP031
 
 
 def _ns(value: Optional[int]) -> float:

@@ -70,12 +70,19 @@ class SentrySpanExporter(SpanExporter):
             )
         self._settings = settings
         self._public_key = Dsn(settings.dsn).public_key
+        # The part of every envelope's trace header that never changes (see _trace_header).
+        self._trace_header_base = {
+            "public_key": self._public_key,
+            "sample_rate": str(settings.traces_sample_rate),
+            "sampled": "true",
+        }
         self._factory = EventFactory(
             EventDefaults(
                 environment=settings.environment,
                 release=settings.release,
                 max_spans=settings.max_spans_per_transaction,
                 max_breadcrumbs=settings.max_breadcrumbs,
+                send_default_pii=settings.send_default_pii,
             ),
             TagMapper(
                 TagPolicy(allow=settings.tag_allowlist, deny=settings.tag_denylist or frozenset())
@@ -182,9 +189,13 @@ class SentrySpanExporter(SpanExporter):
             self._drop("internal_sdk_error", "span", 1 + len(segment.spans))
 
     def _emit(self, segment: Segment) -> None:
-        errors = self._factory.errors(segment)
-        violations = self._factory.violations(segment)
-        violations += self._factory.messages(segment)  # issues by text, capped the same way
+        errors: list[dict[str, Any]] = []
+        violations: list[dict[str, Any]] = []
+        # All three are made from span events: a segment without any (most) has none of them.
+        if segment.has_events():
+            errors = self._factory.errors(segment)
+            violations = self._factory.violations(segment)
+            violations += self._factory.messages(segment)  # issues by text, capped the same way
         # Before the per-issue cap: the fingerprint rules decide what an issue is.
         apply_fingerprints([*errors, *violations], self._fingerprints)
         for event in errors:
@@ -230,16 +241,12 @@ class SentrySpanExporter(SpanExporter):
 
     def _trace_header(self, event: dict[str, Any], segment: Segment) -> dict[str, str]:
         # Dynamic-sampling context: lets Sentry's server-side sampling keep whole traces.
-        root = segment.root
-        header = {
-            "trace_id": f"{root.context.trace_id:032x}",
-            "public_key": self._public_key,
-            "sample_rate": str(self._settings.traces_sample_rate),
-            "sampled": "true",
-        }
+        trace_id = segment.root.context.trace_id
+        header = {"trace_id": f"{trace_id:032x}", **self._trace_header_base}
         for key in ("environment", "release", "transaction"):
-            if event.get(key):
-                header[key] = str(event[key])
+            value = event.get(key)
+            if value:
+                header[key] = str(value)
         return header
 
 

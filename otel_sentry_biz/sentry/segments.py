@@ -20,6 +20,8 @@ from typing import Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from otel_sentry_biz.spans import events_of
+
 _Key = tuple[int, int]  # (trace_id, span_id)
 
 
@@ -32,6 +34,18 @@ class Segment:
     #: True when ``root`` is not a local root but a span released without its segment
     #: (it ended after its root, or its root took too long).
     detached: bool = False
+
+    #: has_events(), once known (asked for errors, violations, messages and measurements).
+    _has_events: Optional[bool] = field(default=None, init=False, repr=False, compare=False)
+
+    def has_events(self) -> bool:
+        """Whether any span of the segment recorded an event (most segments have none).
+
+        Asked once the segment is complete; the answer is kept.
+        """
+        if self._has_events is None:
+            self._has_events = any(events_of(span) for span in (self.root, *self.spans))
+        return self._has_events
 
 
 class SegmentAssembler:
@@ -77,10 +91,11 @@ class SegmentAssembler:
             parent = span.parent
             if parent is None or parent.is_remote:
                 closed.append(self._close(span, detached=False))
-            elif (context.trace_id, parent.span_id) in self._closed:
+                continue
+            key = (context.trace_id, parent.span_id)
+            if key in self._closed:
                 closed.append(self._close(span, detached=True))
             else:
-                key = (context.trace_id, parent.span_id)
                 waiting = self._waiting.get(key)
                 if waiting is None:
                     self._waiting[key] = [span]
@@ -102,7 +117,10 @@ class SegmentAssembler:
     def _close(self, root: ReadableSpan, *, detached: bool) -> Segment:
         trace_id = root.context.trace_id
         segment = Segment(root=root, detached=detached)
-        self._remember_closed((trace_id, root.context.span_id))
+        # Every span of the segment is remembered as closed; beyond closed_memory the oldest
+        # are forgotten, trimmed once per segment rather than once per span.
+        remembered = self._closed
+        remembered[(trace_id, root.context.span_id)] = None
         stack = [root.context.span_id]
         while stack:
             key = (trace_id, stack.pop())
@@ -111,16 +129,14 @@ class SegmentAssembler:
                 continue
             self._forget_group(key)
             self._pending -= len(children)
+            segment.spans.extend(children)
             for child in children:
-                segment.spans.append(child)
-                self._remember_closed((trace_id, child.context.span_id))
-                stack.append(child.context.span_id)
+                span_id = child.context.span_id
+                remembered[(trace_id, span_id)] = None
+                stack.append(span_id)
+        while len(remembered) > self._closed_memory:
+            remembered.popitem(last=False)
         return segment
-
-    def _remember_closed(self, key: _Key) -> None:
-        self._closed[key] = None
-        if len(self._closed) > self._closed_memory:
-            self._closed.popitem(last=False)
 
     def _release_stale(self, now: float) -> list[Segment]:
         released: list[Segment] = []

@@ -142,7 +142,10 @@ def sentry_status(status_code: StatusCode, attributes: Mapping[str, Any]) -> str
 def http_status(attributes: Mapping[str, Any]) -> Optional[str]:
     """Sentry status from the HTTP response status code, or None if there is no valid one."""
     for key in HTTP_STATUS_ATTRIBUTES:
-        code = _as_int(attributes.get(key))
+        value = attributes.get(key)
+        if value is None:  # the common case, answered before _as_int's type tests
+            continue
+        code = _as_int(value)
         if code is not None and 100 <= code <= 599:
             return HTTP_STATUS.get(code) or HTTP_STATUS_BY_CLASS[code // 100]
     return None
@@ -150,7 +153,8 @@ def http_status(attributes: Mapping[str, Any]) -> Optional[str]:
 
 def grpc_status(attributes: Mapping[str, Any]) -> Optional[str]:
     """Sentry status from the gRPC status code (number or name), or None."""
-    code = _grpc_code(attributes.get(GRPC_STATUS_ATTRIBUTE))
+    value = attributes.get(GRPC_STATUS_ATTRIBUTE)
+    code = None if value is None else _grpc_code(value)
     if code is None and RPC_STATUS_ATTRIBUTE in attributes:
         system = next((attributes[k] for k in RPC_SYSTEM_ATTRIBUTES if k in attributes), None)
         if isinstance(system, str) and system.lower() in GRPC_CODE_SYSTEMS:

@@ -144,6 +144,10 @@ class TagPolicy:
             )
 
 
+#: A business attribute the policy would tag: (business key, tag key, tag value).
+TagCandidate = tuple[str, str, str]
+
+
 class TagMapper:
     """Split span attributes into Sentry tags and data.
 
@@ -165,20 +169,43 @@ class TagMapper:
         a string; every attribute, business ones included, gives ``data[key]`` as a JSON-safe
         value (bytes decoded, tuples as lists, NaN and infinities as strings).
         """
-        tags: dict[str, str] = {}
+        candidates, data = self.candidates(attributes)
+        return self.admitted(candidates), data
+
+    def candidates(
+        self, attributes: Mapping[str, Any]
+    ) -> tuple[list[TagCandidate], dict[str, Any]]:
+        """What :meth:`split` decides from the attributes alone: (candidates, data).
+
+        A candidate is a business attribute the policy would tag, as (business key, tag key,
+        tag value); :meth:`admitted` then decides which are tags now. A pure function of the
+        attributes (and the policy): the exporter reuses it for spans that repeat them.
+        """
+        candidates: list[TagCandidate] = []
         data: dict[str, Any] = {}
         for key, value in attributes.items():
             name = key if isinstance(key, str) else str(key)
             data[name] = json_safe(value)
             if name.startswith(BIZ_PREFIX):
-                tag = self._tag(name[len(BIZ_PREFIX) :], value)
-                if tag is not None:
-                    tags[tag[0]] = tag[1]
-        return tags, data
+                candidate = self._candidate(name[len(BIZ_PREFIX) :], value)
+                if candidate is not None:
+                    candidates.append(candidate)
+        return candidates, data
 
-    def _tag(self, key: str, value: Any) -> Optional[tuple[str, str]]:
+    def admitted(self, candidates: Iterable[TagCandidate]) -> dict[str, str]:
+        """The tags of ``candidates`` (in order) whose key still takes new values.
+
+        Each value is counted towards its key's distinct values, as :meth:`split` does.
+        """
+        tags: dict[str, str] = {}
+        for key, tag_key, text in candidates:
+            if key not in self._blocked and self._admit(key, text):
+                tags[tag_key] = text
+        return tags
+
+    def _candidate(self, key: str, value: Any) -> Optional[TagCandidate]:
         policy = self._policy
-        if key in policy.deny or key in self._blocked:
+        if key in policy.deny:
             return None
         if policy.allow is None:
             text = _tag_value(value, DEFAULT_TAG_TYPES)
@@ -187,13 +214,19 @@ class TagMapper:
         else:
             return None
         tag_key = _tag_key(key)
-        if text is None or tag_key is None or not self._admit(key, text):
+        if text is None or tag_key is None:
             return None
-        return tag_key, text
+        return key, tag_key, text
 
     def _admit(self, key: str, text: str) -> bool:
         """Count ``text`` as a value of ``key``; False once the key has too many values."""
         digest = hash(text)  # per-process counting only: the salted hash is fine, and small
+        # A value already counted is admitted without the lock (it runs for every business
+        # attribute of every span): a set is only ever added to, and a blocked key's set is
+        # dropped whole, so a read that races a block answers as if it came just before it.
+        seen = self._seen.get(key)
+        if seen is not None and digest in seen:
+            return True
         with self._lock:
             seen = self._seen.get(key)
             if seen is None:

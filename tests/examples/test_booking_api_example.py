@@ -261,11 +261,6 @@ def test_an_unexpected_error_is_reported_with_its_stack(session: Session) -> Non
     assert session.trace_of(paid) == [paid]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an exception escaping a FastAPI route is recorded on FastAPI's own SERVER span "
-    "with escaped=False and a status without description, so the bridge calls it handled",
-)
 def test_the_unexpected_error_is_marked_unhandled(session: Session) -> None:
     exception = session.error("AttributeError")["exception"]["values"][-1]
     assert exception["mechanism"]["handled"] is False

@@ -202,10 +202,6 @@ def test_404_and_403_answers_are_not_errors(demo: ExampleRun) -> None:
     assert [e["exception"]["values"][-1]["type"] for e in demo.errors] == ["SpecificationMissing"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Sentry bridge keeps the request's user.id in span data only: no event.user",
-)
 def test_the_error_names_the_user_it_affected(demo: ExampleRun) -> None:
     (error,) = [e for e in demo.errors if e["tags"].get("module") == "quality"]
     assert error["user"] == {"id": ANA}

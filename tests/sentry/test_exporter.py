@@ -207,9 +207,9 @@ def test_log_records_and_span_events_become_breadcrumbs_of_the_error(
 ) -> None:
     import logging
 
-    from otel_sentry_biz.log_breadcrumbs import install_breadcrumbs
+    from otel_sentry_biz.log_breadcrumbs import install_breadcrumbs, uninstall_breadcrumbs
 
-    handler = install_breadcrumbs()
+    install_breadcrumbs()
     logger = logging.getLogger("shop.checkout")
     logger.setLevel(logging.INFO)
     try:
@@ -224,7 +224,7 @@ def test_log_records_and_span_events_become_breadcrumbs_of_the_error(
                 raise ValueError("card expired")
         events = _delivered(receiver, provider, 2)
     finally:
-        logging.getLogger().removeHandler(handler)
+        uninstall_breadcrumbs()  # the handler hooks Logger.callHandlers, not the root logger
     (error,) = [e for e in events if "exception" in e]
     crumbs = error["breadcrumbs"]["values"]
     # The latest three (SENTRY_MAX_BREADCRUMBS), oldest first.
