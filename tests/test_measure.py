@@ -46,5 +46,8 @@ def test_bad_names_units_and_values_are_logged_with_the_fix_and_never_raise(fini
     assert all("finite number" in message for message in messages[2:])
 
 
-def test_outside_a_recording_span_it_is_a_no_op():
-    biz.measure("orphan", 1.0)  # no span, no error
+def test_outside_a_recording_span_it_is_dropped_with_a_debug_line(caplog):
+    with caplog.at_level(logging.DEBUG, logger="otel_sentry_biz.measures"):
+        biz.measure("orphan", 1.0)  # no span: nothing to attach it to, and no error
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]
+    assert "outside a recording span" in caplog.records[0].getMessage()
