@@ -15,12 +15,14 @@ def events_of(span: Any) -> Sequence[Event]:
 
     The SDK's ``events`` property copies its event list under a lock into a new tuple on
     every call (~1-2 us); the exporter and the processors ask each span several times, and
-    almost every span has no events. An empty list is answered from its length.
+    almost every span has no events. An empty list is answered from its length: the length
+    of the deque inside the SDK's ``BoundedList`` when there is one (its ``__len__`` is a
+    Python call on the app thread's path), else of whatever the span holds.
     """
     raw = getattr(span, "_events", None)
     if raw is not None:
         try:
-            if not len(raw):
+            if not len(getattr(raw, "_dq", raw)):
                 return ()
         except TypeError:
             pass

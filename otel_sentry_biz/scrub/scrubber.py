@@ -79,6 +79,9 @@ _NO_PARENT: Mapping[Any, Any] = {}
 #: tests (the walk visits every value of every event: benchmarks/conversion_cost.py).
 _PLAIN, _SENSITIVE, _COPY, _SPECIAL = 0, 1, 2, 3
 _PLANS_LIMIT = 4096
+#: Ids found to be hex ids, so a repeat costs a set lookup and not a regex match: an event
+#: repeats its trace id in every span, and its root's span id as their parent.
+_HEX_IDS_LIMIT = 4096
 #: Top-level event fields with rules of their own (scrub_event).
 _EVENT_FIELDS = frozenset({"message", "logentry", "user", "measurements"})
 
@@ -108,8 +111,11 @@ class Scrubber:
         self._marker = config.replacement
         self._scrub = self._text.scrub
         self._remembered = self._text.remembered(prose=False)
+        self._remembered_prose = self._text.remembered(prose=True)
+        self._remembered_sql = self._text.remembered(prose=True, sql=True)
         self._is_sensitive = self._keys.is_sensitive
         self._plans: dict[str, int] = {}
+        self._hex_ids: set[str] = set()
         self._sql = "sql_literals" in config.detectors
         self._max_depth = config.max_depth
         probe = f"password={self._marker} {self._marker}"
@@ -181,6 +187,7 @@ class Scrubber:
         plans = self._plans
         scrub = self._scrub
         remembered = self._remembered  # a hit is scrub(value, False), without the call
+        hex_ids = self._hex_ids
         for key, value in mapping.items():
             name = key if type(key) is str else _as_text(key)
             plan = plans.get(name)
@@ -192,7 +199,7 @@ class Scrubber:
             elif kind is str:
                 if plan == _PLAIN:
                     out[key] = remembered.get(value) or scrub(value, False)
-                elif plan == _COPY and _HEX_ID.fullmatch(value):
+                elif plan == _COPY and (value in hex_ids or self._hex_id(value)):
                     out[key] = value
                 else:
                     out[key] = self._special_text(name, value, mapping, prose_message)
@@ -219,7 +226,7 @@ class Scrubber:
         if type(value) is str:
             if plan == _PLAIN:
                 return self._scrub(value, False)
-            if plan == _COPY and _HEX_ID.fullmatch(value):
+            if plan == _COPY and (value in self._hex_ids or self._hex_id(value)):
                 return value
             return self._special_text(name, value, parent, prose_message)
         return self._value(value, depth + 1, prose=name in _PROSE_KEYS)
@@ -239,17 +246,28 @@ class Scrubber:
         self._plans[name] = plan
         return plan
 
+    def _hex_id(self, value: str) -> bool:
+        """Is ``value`` an id (1 to 36 hex digits and dashes)? Remembered when it is."""
+        if _HEX_ID.fullmatch(value) is None:
+            return False
+        if len(self._hex_ids) >= _HEX_IDS_LIMIT:
+            self._hex_ids.clear()  # ids are unique but for the repeats within an event
+        self._hex_ids.add(value)
+        return True
+
     def _special_text(
         self, name: str, value: str, parent: Mapping[Any, Any], prose_message: bool
     ) -> str:
+        # Each: the remembered result if any (what scrub would return), else scrub's.
         if self._sql and _holds_sql(name, parent):
-            return self._scrub(value, True, True)
-        prose = (
+            return self._remembered_sql.get(value) or self._scrub(value, True, True)
+        if (
             name in _PROSE_KEYS
             or (name == "value" and "type" in parent)
             or (name == "message" and prose_message)
-        )
-        return self._scrub(value, prose)
+        ):
+            return self._remembered_prose.get(value) or self._scrub(value, True)
+        return self._remembered.get(value) or self._scrub(value, False)
 
     def _value(self, value: Any, depth: int, *, prose: bool) -> Any:
         kind = type(value)

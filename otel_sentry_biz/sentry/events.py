@@ -22,7 +22,7 @@ from otel_sentry_biz.impact import LEVEL_BY_IMPACT, Category, Impact
 from otel_sentry_biz.log_breadcrumbs import LOG_EVENT, LOG_LEVEL, LOG_LOGGER, LOG_MESSAGE
 from otel_sentry_biz.rules import VIOLATION_FINGERPRINT
 from otel_sentry_biz.rules.measurement import measurements
-from otel_sentry_biz.sentry.ops import SpanNaming, name_span
+from otel_sentry_biz.sentry.ops import _KIND_INDEX, SpanNaming, name_span
 from otel_sentry_biz.sentry.segments import Segment
 from otel_sentry_biz.sentry.stacktrace import exception_values
 from otel_sentry_biz.sentry.status import sentry_status
@@ -177,7 +177,7 @@ class EventFactory:
             "status": shape.status,
             "origin": ORIGIN,
         }
-        tags = self._admitted(shape.candidates)
+        tags = self._admitted(shape.candidates) if shape.candidates else {}
         if shape.judgement:
             tags.update(shape.judgement)
         if tags:
@@ -467,9 +467,7 @@ class EventFactory:
             "contexts": {name: dict(value) for name, value in info["contexts"].items()},
             "tags": {},
         }
-        for key in ("environment", "release", "server_name"):
-            if info.get(key):
-                event[key] = info[key]
+        event.update(info["fields"])
         return event
 
     def _resource(self, resource: Optional[Resource]) -> dict[str, Any]:
@@ -477,11 +475,16 @@ class EventFactory:
         if cached is not None and cached[0] is resource:
             return cached[1]
         info: ResourceInfo = resource_info(resource.attributes if resource else {})
-        result = {
-            "contexts": info.contexts,
+        fields = {
             "environment": self._defaults.environment or info.environment or "production",
             "release": self._defaults.release or info.release,
             "server_name": info.server_name,
+        }
+        result = {
+            "contexts": info.contexts,
+            **fields,
+            # What _base adds to every event of this resource: the fields that are set.
+            "fields": {key: value for key, value in fields.items() if value},
         }
         if len(self._resources) > 64:
             self._resources.clear()
@@ -530,9 +533,8 @@ class _Shape(NamedTuple):
 
 
 _SHAPES_SIZE = 2048
-#: SpanKind and StatusCode members by identity (an Enum's hash is a Python call, an int's is
-#: not). Members live as long as the process, so no other object can ever share one's id.
-_KIND_INDEX: Mapping[int, int] = {id(member): member.value for member in SpanKind}
+#: StatusCode members by identity, as ops._KIND_INDEX has SpanKind's (an Enum's hash is a
+#: Python call, an int's is not; members live as long as the process, ids stay theirs).
 _STATUS_INDEX: Mapping[int, int] = {id(member): member.value for member in StatusCode}
 
 
@@ -766,7 +768,7 @@ def _valid_event_id(value: Any) -> Optional[str]:
 
 def _event_id(trace_id: int, span_id: int) -> str:
     """Deterministic, so a redelivered transaction is recognised by Sentry as the same event."""
-    return f"{span_id:016x}{trace_id & 0xFFFFFFFFFFFFFFFF:016x}"
+    return "%016x%016x" % (span_id, trace_id & 0xFFFFFFFFFFFFFFFF)  # noqa: UP031 (see _hex_trace)
 
 
 # %-format, not an f-string: a third faster, and ids are formatted for every span.

@@ -172,9 +172,8 @@ def _memo_key(
     """``(name, kind, key, value, ...)`` of the attributes inference reads, or None.
 
     None (not memoised) unless ``kind`` is a SpanKind and the name and every value read are
-    exactly ``str`` or ``int``:
-    equal keys must mean equal inputs, and ``1 == 1.0 == True`` or ``0.0 == -0.0`` would
-    not (``_text`` writes each differently).
+    exactly ``str`` or ``int``: equal keys must mean equal inputs, and ``1 == 1.0 == True``
+    or ``0.0 == -0.0`` would not (``_text`` writes each differently).
     """
     kind_index = _KIND_INDEX.get(id(kind))
     if kind_index is None or type(name) is not str:
@@ -191,6 +190,7 @@ def _memo_key(
 
 
 def _infer(name: str, kind: SpanKind, attributes: Mapping[str, Any]) -> SpanNaming:
+    """What :func:`name_span` answers, worked out from the tables (it remembers the answer)."""
     family = _family(attributes)
     if family is not None:
         naming = _NAMERS[family](name, kind, attributes)

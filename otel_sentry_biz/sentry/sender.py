@@ -184,13 +184,15 @@ class EnvelopeSender:
             if expiry is not None:
                 wait = min(wait, expiry - now + 0.01)
             return max(0.01, wait)
+        # Paced per batch: the rest is as long as per envelope, with two CPU-clock reads
+        # (system calls) and one sleep per batch rather than per envelope.
+        started = time.thread_time()
         for index, entry in enumerate(entries):
-            started = time.thread_time()
             verdict = self._deliver(entry)
             if verdict != "ok" and verdict != "dropped":
                 self._outbox.release(entries[index:])
                 return 0.0 if verdict == "limited" else self._backoff_until - self._clock()
-            self._pacer.rest(time.thread_time() - started, urgent=self._flush_requested)
+        self._pacer.rest(time.thread_time() - started, urgent=self._flush_requested)
         return 0.0
 
     def _deliver(self, entry: OutboxEntry) -> str:

@@ -185,7 +185,13 @@ class TagMapper:
         data: dict[str, Any] = {}
         for key, value in attributes.items():
             name = key if isinstance(key, str) else str(key)
-            data[name] = json_safe(value)
+            kind = type(value)
+            if (kind is str and value.isascii()) or (
+                kind is int and MIN_JSON_INT <= value <= MAX_JSON_INT
+            ):
+                data[name] = value  # json_safe's own first answer, without a call per value
+            else:
+                data[name] = json_safe(value)
             if name.startswith(BIZ_PREFIX):
                 candidate = self._candidate(name[len(BIZ_PREFIX) :], value)
                 if candidate is not None:

@@ -208,3 +208,17 @@ def test_a_failed_span_s_judgement_is_a_valid_tag(harness: Harness, value: str) 
     except ValueError:
         pass
     assert harness.events(tolerate=False)
+
+
+def test_a_violation_with_a_nan_risk_is_reported_and_its_transaction_kept(
+    harness: Harness,
+) -> None:
+    # JSON has no NaN: a risk of float("nan") once made the violation (and its whole
+    # segment) unsendable. It is sent as text, like any non-finite attribute value.
+    harness.reset()
+    with harness.tracer.start_as_current_span("POST /pay", kind=SpanKind.SERVER):
+        biz.violation("limit", "HIGH", "over the limit", risk=float("nan"))
+    events = harness.events(tolerate=False)
+    (issue,) = [event for event in events if "business_violation" in event.get("contexts", {})]
+    assert issue["contexts"]["business_violation"]["risk"] == "nan"
+    assert any(event.get("type") == "transaction" for event in events)

@@ -98,3 +98,29 @@ def test_drain_releases_everything():
     released = assembler.drain()
     assert sorted(s.root.context.span_id for s in released) == [3, 5]
     assert assembler.pending_spans == 0
+
+
+def test_closed_spans_are_remembered_up_to_closed_memory_the_oldest_forgotten():
+    assembler = SegmentAssembler(closed_memory=3)
+    assembler.add([_span(2, 1), _span(3, 1), _span(1, None)])  # 3 spans: all remembered
+    assembler.add([_span(5, 4), _span(4, None)])  # 2 more: 1 and 2 forgotten, 3 kept
+    (late,) = assembler.add([_span(6, 3)])
+    assert late.detached  # its parent 3 is remembered as closed
+    assert assembler.add([_span(7, 2)]) == []  # 2 was forgotten: 7 waits for it
+    assert assembler.pending_spans == 1
+
+
+def test_has_events_tells_whether_any_span_of_the_segment_recorded_one():
+    from opentelemetry.sdk.trace import Event
+
+    assembler = SegmentAssembler()
+    (quiet,) = assembler.add([_span(2, 1), _span(1, None)])
+    noisy_child = ReadableSpan(
+        name="noisy",
+        context=SpanContext(TRACE, 12, is_remote=False, trace_flags=TraceFlags(1)),
+        parent=SpanContext(TRACE, 11, is_remote=False, trace_flags=TraceFlags(1)),
+        events=[Event("log", {"log.message": "hi"})],
+    )
+    (noisy,) = assembler.add([noisy_child, _span(11, None)])
+    assert not quiet.has_events()
+    assert noisy.has_events()
