@@ -43,6 +43,11 @@ _COPY_KEYS = frozenset(
         "exclusive_time",
     }
 )
+#: The depths of the mappings where an event holds ids of its own: the event (``event_id``),
+#: its trace context and each of its spans (3). Under an id key anywhere else (span data,
+#: tags, attributes, a context of the app's) a value is app data: a 16-digit "span_id" there
+#: may be a card number, and is scrubbed like any value.
+_ID_DEPTHS = frozenset({1, 3})
 #: Prose: a password-like word here is not a reason to drop the whole text (Relay does not
 #: either); secrets in it are still found by the detectors.
 _PROSE_KEYS = frozenset(
@@ -118,8 +123,10 @@ class Scrubber:
         self._hex_ids: set[str] = set()
         self._sql = "sql_literals" in config.detectors
         self._max_depth = config.max_depth
+        # As prose: the password-mention rule of data values (whole text replaced) is not
+        # about the marker, and does not apply when the app made "password" a safe key.
         probe = f"password={self._marker} {self._marker}"
-        if self._text.scrub(probe, prose=False) != probe:
+        if self._text.scrub(probe, prose=True) != probe:
             raise config_error(
                 f"argument replacement={self._marker!r} is itself scrubbed (a custom pattern "
                 "or detector matches it): choose another marker such as '[Filtered]'"
@@ -187,7 +194,6 @@ class Scrubber:
         plans = self._plans
         scrub = self._scrub
         remembered = self._remembered  # a hit is scrub(value, False), without the call
-        hex_ids = self._hex_ids
         for key, value in mapping.items():
             name = key if type(key) is str else _as_text(key)
             plan = plans.get(name)
@@ -199,7 +205,7 @@ class Scrubber:
             elif kind is str:
                 if plan == _PLAIN:
                     out[key] = remembered.get(value) or scrub(value, False)
-                elif plan == _COPY and (value in hex_ids or self._hex_id(value)):
+                elif plan == _COPY and depth in _ID_DEPTHS and self._is_id(value):
                     out[key] = value
                 else:
                     out[key] = self._special_text(name, value, mapping, prose_message)
@@ -226,7 +232,7 @@ class Scrubber:
         if type(value) is str:
             if plan == _PLAIN:
                 return self._scrub(value, False)
-            if plan == _COPY and (value in self._hex_ids or self._hex_id(value)):
+            if plan == _COPY and depth in _ID_DEPTHS and self._is_id(value):
                 return value
             return self._special_text(name, value, parent, prose_message)
         return self._value(value, depth + 1, prose=name in _PROSE_KEYS)
@@ -246,8 +252,10 @@ class Scrubber:
         self._plans[name] = plan
         return plan
 
-    def _hex_id(self, value: str) -> bool:
+    def _is_id(self, value: str) -> bool:
         """Is ``value`` an id (1 to 36 hex digits and dashes)? Remembered when it is."""
+        if value in self._hex_ids:
+            return True
         if _HEX_ID.fullmatch(value) is None:
             return False
         if len(self._hex_ids) >= _HEX_IDS_LIMIT:

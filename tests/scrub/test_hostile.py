@@ -388,3 +388,25 @@ def test_an_id_seen_before_is_kept_and_anything_else_under_an_id_key_is_scrubbed
     leaked = {"span_id": "password=hunter2 and more", "trace_id": "ana@example.com"}
     text = " ".join(strings_in(local.scrub_event(leaked)))
     assert "hunter2" not in text and "ana@example.com" not in text
+
+
+def test_a_card_number_under_an_id_key_of_the_app_is_scrubbed():
+    # Ids are copied unread only where events hold their own (the event, its trace context
+    # and its spans); the app's attributes named like them are data: 16 digits may be a card.
+    card = "4111111111111111"
+    local = Scrubber()
+    assert local.scrub_attributes({"span_id": card, "event_id": card}) == {
+        "span_id": "[Filtered]",
+        "event_id": "[Filtered]",
+    }
+    event = {
+        "event_id": "0" * 32,
+        "contexts": {"trace": {"span_id": "00f067aa0ba902b7", "data": {"trace_id": card}}},
+        "tags": {"segment_id": card},
+        "spans": [{"span_id": "00f067aa0ba902b7", "data": {"span_id": card}}],
+    }
+    scrubbed = local.scrub_event(event)
+    assert card not in " ".join(strings_in(scrubbed))
+    assert scrubbed["event_id"] == "0" * 32
+    assert scrubbed["contexts"]["trace"]["span_id"] == "00f067aa0ba902b7"
+    assert scrubbed["spans"][0]["span_id"] == "00f067aa0ba902b7"

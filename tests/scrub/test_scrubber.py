@@ -217,3 +217,10 @@ def test_the_scrub_package_does_not_import_the_settings_module_at_import_time():
         for node in ast.parse(module.read_text()).body:
             if isinstance(node, ast.ImportFrom):
                 assert node.module != "otel_sentry_biz.config", module.name
+
+
+def test_password_can_be_made_a_safe_key():
+    # The marker check once ran as a data value, whose password-mention rule replaced it
+    # whole: a scrubber with "password" as a safe key could not be made at all.
+    scrubber = Scrubber(ScrubConfig(safe_keys=("password",)))
+    assert scrubber.scrub_attributes({"password": "hunter2"}) == {"password": "hunter2"}
