@@ -91,6 +91,32 @@ _HEX_IDS_LIMIT = 4096
 _EVENT_FIELDS = frozenset({"message", "logentry", "user", "measurements"})
 
 
+class Scrubbed(dict):  # type: ignore[type-arg]
+    """A part of an event that a :class:`Scrubber` has already walked (:meth:`Scrubber.clean`).
+
+    The same scrubber meeting it at the same depth inside an event takes it as it is. Parts
+    that repeat from event to event (a span shape's op, description and data, a resource's
+    contexts) are then scrubbed once instead of in every event. ``fitted`` is set by whoever
+    also cut it to Relay's sizes (``limits.fit_context``), so ``fit_event`` skips it too.
+    Read only once made: events share it.
+    """
+
+    __slots__ = ("by", "depth", "fitted")
+
+    by: Scrubber
+    depth: int
+    fitted: bool
+
+    @classmethod
+    def made(
+        cls, values: Mapping[str, Any], by: Scrubber, depth: int, *, fitted: bool = False
+    ) -> Scrubbed:
+        """``values`` (already what ``by`` leaves of them at ``depth``), marked so."""
+        marked = cls(values)
+        marked.by, marked.depth, marked.fitted = by, depth, fitted
+        return marked
+
+
 class Scrubber:
     """Remove secrets and personal data from events and span attributes.
 
@@ -170,6 +196,17 @@ class Scrubber:
         if not attributes:
             return {}
         return self._mapping(attributes, 0, prose_message=False)
+
+    def clean(self, mapping: Mapping[str, Any], depth: int) -> dict[str, Any]:
+        """``mapping`` scrubbed as :meth:`scrub_event` scrubs a mapping ``depth`` levels deep
+        (a context or a transaction's span: 3), and marked :class:`Scrubbed` so that this
+        scrubber's walk of an event holding it there copies it. Keys with rules tied to their
+        siblings (``description`` by ``op``) must be in ``mapping`` with those siblings.
+        """
+        out = self._mapping(mapping, depth, prose_message=False)
+        if depth > self._max_depth:
+            return out  # the walk would empty it: nothing to mark
+        return Scrubbed.made(out, self, depth)
 
     def scrub_text(self, text: str) -> str:
         """A scrubbed copy of a message-like text (prose rules: no whole-text drop)."""
@@ -279,6 +316,8 @@ class Scrubber:
 
     def _value(self, value: Any, depth: int, *, prose: bool) -> Any:
         kind = type(value)
+        if kind is Scrubbed and value.by is self and value.depth == depth:
+            return value
         if kind is str:
             return self._scrub(value, prose=prose)
         if value is None or kind is bool or kind is float:

@@ -22,6 +22,8 @@ from otel_sentry_biz.impact import LEVEL_BY_IMPACT, Category, Impact
 from otel_sentry_biz.log_breadcrumbs import LOG_EVENT, LOG_LEVEL, LOG_LOGGER, LOG_MESSAGE
 from otel_sentry_biz.rules import VIOLATION_FINGERPRINT
 from otel_sentry_biz.rules.measurement import measurements
+from otel_sentry_biz.scrub.scrubber import Scrubbed, Scrubber
+from otel_sentry_biz.sentry.limits import fit_context
 from otel_sentry_biz.sentry.ops import _KIND_INDEX, SpanNaming, name_span
 from otel_sentry_biz.sentry.segments import Segment
 from otel_sentry_biz.sentry.stacktrace import exception_values
@@ -68,11 +70,24 @@ class EventDefaults:
 
 
 class EventFactory:
-    """Build Sentry events from segments. Used from the exporter's single worker thread."""
+    """Build Sentry events from segments. Used from the exporter's single worker thread.
 
-    def __init__(self, defaults: EventDefaults = EventDefaults(), tags: Optional[TagMapper] = None):
+    With the ``scrubber`` the exporter scrubs events with, the parts that repeat from event to
+    event (a child span's shape, a resource's contexts) are scrubbed once, when first seen,
+    and marked so that its walk of each event skips them (:class:`Scrubbed`): the events are
+    still to be scrubbed, and what that makes of them is the same.
+    """
+
+    def __init__(
+        self,
+        defaults: EventDefaults = EventDefaults(),
+        tags: Optional[TagMapper] = None,
+        *,
+        scrubber: Optional[Scrubber] = None,
+    ):
         self._defaults = defaults
         self._tags = tags or TagMapper()
+        self._scrubber = scrubber if scrubber and _may_skip_spans(scrubber) else None
         self._resources: dict[int, tuple[Resource, dict[str, Any]]] = {}
         self._shapes: dict[tuple[Any, ...], _Shape] = {}
 
@@ -166,24 +181,31 @@ class EventFactory:
             parent_hex = None
         else:
             parent_hex = ids.spans.get(parent.span_id) or _hex_span(parent.span_id)
-        child: dict[str, Any] = {
-            "trace_id": ids.trace if trace_id == ids.trace_id else _hex_trace(trace_id),
-            "span_id": span_hex,
-            "parent_span_id": parent_hex,
-            "op": shape.op,
-            "description": shape.description,
-            "start_timestamp": _ns(span.start_time),
-            "timestamp": _ns(span.end_time),
-            "status": shape.status,
-            "origin": ORIGIN,
-        }
+        scrubber = self._scrubber
+        # Cleaned (scrubber given): the shape's fields are already what the walk makes of
+        # them, and ids (hex) and timestamps (floats) are what it copies as they are: the
+        # child is made marked, for the walk to skip, its tags (admitted per span) walked now.
+        child: dict[str, Any] = (Scrubbed if scrubber else dict)(
+            trace_id=ids.trace if trace_id == ids.trace_id else _hex_trace(trace_id),
+            span_id=span_hex,
+            parent_span_id=parent_hex,
+            op=shape.op,
+            description=shape.description,
+            start_timestamp=_ns(span.start_time),
+            timestamp=_ns(span.end_time),
+            status=shape.status,
+            origin=ORIGIN,
+        )
         tags = self._admitted(shape.candidates) if shape.candidates else {}
         if shape.judgement:
             tags.update(shape.judgement)
         if tags:
-            child["tags"] = tags
+            child["tags"] = scrubber.scrub_attributes(tags) if scrubber else tags
         if shape.data:
-            child["data"] = dict(shape.data)  # the shape's own stays as it is, for the next
+            # Uncleaned, the walk makes the event's own copy; cleaned, it is shared, read only.
+            child["data"] = shape.data if scrubber else dict(shape.data)
+        if scrubber:
+            child.by, child.depth, child.fitted = scrubber, _SPAN_DEPTH, False
         return child
 
     def _shape(
@@ -205,13 +227,22 @@ class EventFactory:
                 # The query or URL is already the description: sent (and scrubbed) once.
                 if data.get(attribute) == naming.description:
                     del data[attribute]
+            fields: dict[str, Any] = {
+                "op": naming.op,
+                "description": naming.description,  # scrubbed by its op: SQL or not
+                "status": sentry_status(status_code, attributes),
+            }
+            if data:
+                fields["data"] = data
+            if self._scrubber is not None:
+                fields = self._scrubber.clean(fields, _SPAN_DEPTH)  # once for every span
             shape = _Shape(
-                naming.op,
-                naming.description,
-                sentry_status(status_code, attributes),
+                fields["op"],
+                fields["description"],
+                fields["status"],
                 candidates,
                 _span_judgement(status_code, attributes),
-                data,
+                fields.get("data", data),
             )
             if key is not None:
                 if len(self._shapes) >= _SHAPES_SIZE:
@@ -464,7 +495,11 @@ class EventFactory:
             "platform": "python",
             "timestamp": timestamp,
             "sdk": SDK_INFO,
-            "contexts": {name: dict(value) for name, value in info["contexts"].items()},
+            # A cleaned context is shared, read only; any other is the event's own copy.
+            "contexts": {
+                name: value if type(value) is Scrubbed else dict(value)
+                for name, value in info["contexts"].items()
+            },
             "tags": {},
         }
         event.update(info["fields"])
@@ -480,8 +515,13 @@ class EventFactory:
             "release": self._defaults.release or info.release,
             "server_name": info.server_name,
         }
+        contexts = info.contexts
+        if self._scrubber is not None:
+            # Sent with every event of the resource: scrubbed and cut to size once, here.
+            clean = self._scrubber.clean
+            contexts = {name: fit_context(clean(c, _SPAN_DEPTH)) for name, c in contexts.items()}
         result = {
-            "contexts": info.contexts,
+            "contexts": contexts,
             **fields,
             # What _base adds to every event of this resource: the fields that are set.
             "fields": {key: value for key, value in fields.items() if value},
@@ -522,7 +562,9 @@ class EventFactory:
 
 class _Shape(NamedTuple):
     """The part of a child span's Sentry form that its name, kind, status and attributes
-    decide (see EventFactory._shape). Shared by every span of the same shape: read only."""
+    decide (see EventFactory._shape). Shared by every span of the same shape: read only.
+    With the factory's scrubber, op, description, status and data are scrubbed; the tag
+    candidates never are (their admission counts the values the app set)."""
 
     op: str
     description: str
@@ -530,6 +572,28 @@ class _Shape(NamedTuple):
     candidates: list[TagCandidate]
     judgement: dict[str, str]
     data: dict[str, Any]
+
+
+#: How deep the scrubber's walk of an event finds a transaction's spans and its contexts
+#: (event, ``spans`` or ``contexts``, then each): the depth parts are cleaned at.
+_SPAN_DEPTH = 3
+#: A child span's fields that the factory makes itself (not from the span's attributes).
+_OWN_SPAN_FIELDS = ("trace_id", "span_id", "parent_span_id", "start_timestamp", "timestamp")
+
+
+def _may_skip_spans(scrubber: Scrubber) -> bool:
+    """Whether the walk would leave a child span's own fields as the factory makes them and
+    walk its tags, so a child made with its other fields scrubbed may skip the walk.
+
+    Not with a denylist naming those fields (``id``, ``tags``), a pattern that matches the
+    origin, or a walk that stops above a span's tags (depth 4; the transaction is tagged with
+    their values as set, which such a walk would empty in the span).
+    """
+    if scrubber.config.max_depth <= _SPAN_DEPTH:
+        return False
+    if any(scrubber.is_sensitive_key(key) for key in (*_OWN_SPAN_FIELDS, "origin", "tags")):
+        return False
+    return scrubber.clean({"origin": ORIGIN}, _SPAN_DEPTH) == {"origin": ORIGIN}
 
 
 _SHAPES_SIZE = 2048

@@ -76,6 +76,15 @@ class SentrySpanExporter(SpanExporter):
             "sample_rate": str(settings.traces_sample_rate),
             "sampled": "true",
         }
+        # Nothing leaves the process unscrubbed (docs/scrubbing.md).
+        self._scrubber = Scrubber(
+            ScrubConfig(
+                send_default_pii=settings.send_default_pii,
+                denylist=(*settings.scrub_keys, *(settings.sensitive_keys or ())),
+                safe_keys=settings.scrub_safe_keys,
+                patterns=settings.scrub_patterns,
+            )
+        )
         self._factory = EventFactory(
             EventDefaults(
                 environment=settings.environment,
@@ -87,15 +96,7 @@ class SentrySpanExporter(SpanExporter):
             TagMapper(
                 TagPolicy(allow=settings.tag_allowlist, deny=settings.tag_denylist or frozenset())
             ),
-        )
-        # Nothing leaves the process unscrubbed (docs/scrubbing.md).
-        self._scrubber = Scrubber(
-            ScrubConfig(
-                send_default_pii=settings.send_default_pii,
-                denylist=(*settings.scrub_keys, *(settings.sensitive_keys or ())),
-                safe_keys=settings.scrub_safe_keys,
-                patterns=settings.scrub_patterns,
-            )
+            scrubber=self._scrubber,  # what repeats is scrubbed once (see EventFactory)
         )
         self._fingerprints = fingerprint_rules_for(settings.fingerprints)  # a bad file: now
         self._issue_cap = IssueCap(settings.max_events_per_issue)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from otel_sentry_biz.scrub.scrubber import Scrubbed
+
 MAX_EXCEPTION_NAME = 256
 MAX_MESSAGE = 8192
 MAX_BREADCRUMB_TEXT = 2048
@@ -38,9 +40,27 @@ def fit_event(event: dict[str, Any]) -> dict[str, Any]:
     contexts = event.get("contexts")
     if isinstance(contexts, dict):
         for name, context in contexts.items():
-            if name != "trace" and isinstance(context, dict):
-                contexts[name] = _fit_bag(context, MAX_CONTEXT_BYTES)
+            if name != "trace" and isinstance(context, dict) and not _fitted(context):
+                contexts[name] = fit_context(context)
     return event
+
+
+def fit_context(context: dict[str, Any]) -> dict[str, Any]:
+    """A custom context as ``fit_event`` leaves it: within Relay's size for one context.
+
+    Marked as fitted when it is a :class:`~otel_sentry_biz.scrub.Scrubbed` part (a resource's
+    context, made once and shared by its events): ``fit_event`` then leaves it alone instead
+    of measuring it again in every event.
+    """
+    fitted = _fit_bag(context, MAX_CONTEXT_BYTES)
+    if isinstance(context, Scrubbed):
+        # Cut or not, what is left is what the same walk left of it.
+        return Scrubbed.made(fitted, context.by, context.depth, fitted=True)
+    return fitted
+
+
+def _fitted(context: dict[str, Any]) -> bool:
+    return type(context) is Scrubbed and context.fitted
 
 
 def _cut(text: Any, limit: int) -> Any:
