@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -26,11 +25,7 @@ from otel_sentry_biz.rules.engine import RuleError, RuleSet, rule_label, rule_pr
 from otel_sentry_biz.rules.kinds import KINDS
 from otel_sentry_biz.rules.spec import RuleSpec
 from otel_sentry_biz.rules.state import StateStore, state_url_problem
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.9/3.10 only
-    import tomli as tomllib
+from otel_sentry_biz.toml_file import TomlFileProblem, parse_toml, read_toml_text
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -85,26 +80,19 @@ def check_rules_file(path: PathLike) -> list[str]:
 
 def read_rules_file(path: PathLike) -> RulesFile:
     """Parse and validate the file at ``path`` without compiling it (no store is opened)."""
-    source = os.fspath(path)
     try:
-        text = Path(source).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RuleError([f"{source}: no such file: check the path"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleError([f"{source}: cannot read it ({exc})"]) from None
+        source, text = read_toml_text(path)
+    except TomlFileProblem as exc:
+        raise RuleError([str(exc)]) from None
     return parse_rules(text, source)
 
 
 def parse_rules(text: str, source: str = "<rules>") -> RulesFile:
     """Parse and validate rules-file ``text``; ``source`` names it in error messages."""
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RuleError([f"{source}: not valid TOML: {exc}"]) from None
-    except RecursionError:  # the TOML parser recurses per nesting level
-        raise RuleError(
-            [f"{source}: nested too deeply to be a rules file: use [[rule]] tables"]
-        ) from None
+        document = parse_toml(text, source, tables="[[rule]]")
+    except TomlFileProblem as exc:
+        raise RuleError([str(exc)]) from None
     problems: list[str] = []
     for key in document:
         if key not in _TOP_LEVEL:

@@ -811,24 +811,13 @@ def load_schemas(path: Any) -> dict[str, Schema]:
 
     Raises :class:`SchemaError` naming the file, each bad schema and field, and the fix.
     """
-    import os
-    import sys
-    from pathlib import Path
+    from otel_sentry_biz.toml_file import TomlFileProblem, parse_toml, read_toml_text
 
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.9/3.10
-        import tomli as tomllib
-
-    source = os.fspath(path)
     try:
-        document = tomllib.loads(Path(source).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SchemaError([f"{source}: no such file: check the path"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaError([f"{source}: cannot read it ({exc})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SchemaError([f"{source}: not valid TOML: {exc}"]) from None
+        source, text = read_toml_text(path)
+        document = parse_toml(text, source, tables="[[schema]]")
+    except TomlFileProblem as exc:
+        raise SchemaError([str(exc)]) from None
     if "schema" not in document:
         raise SchemaError([f"{source}: no schemas: add a [[schema]] table (see docs/rules.md)"])
     schemas, problems = schemas_from_tables(document["schema"], source)

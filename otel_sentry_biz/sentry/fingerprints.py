@@ -20,19 +20,13 @@ import fnmatch
 import logging
 import os
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from otel_sentry_biz.attributes import BIZ_PREFIX
 from otel_sentry_biz.config import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.9/3.10 only
-    import tomli as tomllib
+from otel_sentry_biz.toml_file import TomlFileProblem, parse_toml, read_toml_text
 
 __all__ = [
     "FingerprintError",
@@ -182,26 +176,19 @@ def apply_fingerprints(events: Iterable[dict[str, Any]], rules: Optional[Fingerp
 
 def load_fingerprint_rules(path: PathLike) -> FingerprintRules:
     """The rules of the TOML file at ``path``; :class:`FingerprintError` lists every problem."""
-    source = os.fspath(path)
     try:
-        text = Path(source).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FingerprintError([f"{source}: no such file: check the path"]) from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise FingerprintError([f"{source}: cannot read it ({exc})"]) from None
+        source, text = read_toml_text(path)
+    except TomlFileProblem as exc:
+        raise FingerprintError([str(exc)]) from None
     return parse_fingerprint_rules(text, source)
 
 
 def parse_fingerprint_rules(text: str, source: str = "<fingerprints>") -> FingerprintRules:
     """The rules of TOML ``text`` (``[[fingerprint]]`` tables); ``source`` names it in errors."""
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FingerprintError([f"{source}: not valid TOML: {exc}"]) from None
-    except RecursionError:  # the TOML parser recurses per nesting level
-        raise FingerprintError(
-            [f"{source}: nested too deeply: use [[fingerprint]] tables"]
-        ) from None
+        document = parse_toml(text, source, tables="[[fingerprint]]")
+    except TomlFileProblem as exc:
+        raise FingerprintError([str(exc)]) from None
     problems = [
         f"{source}: unknown top-level key {key!r}{_did_you_mean(key, _TOP_LEVEL)}: a "
         "fingerprints file has [[fingerprint]] tables and optionally user_type_key"
