@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,27 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "OTEL_"))}
     env.update(extra)
     return env
+
+
+@contextmanager
+def serving(
+    command: list[str], cwd: Path, env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A server started with ``command``, and the first line it printed (where it listens).
+
+    The test stops it (a signal, a request) and reads its output with ``communicate``; one
+    still running on the way out (a failed assertion) is killed and reaped, so no server
+    outlives its test.
+    """
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
+    )
+    try:
+        yield process, process.stdout.readline() if process.stdout else ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def run_app(

@@ -5,14 +5,13 @@ same libraries installed and loaded too (no duplicate spans)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BIN, clean_env
+from tests.e2e.conftest import BIN, clean_env, serving
 from tests.relay_oracle import assert_valid
 
 pytestmark = pytest.mark.slow
@@ -26,32 +25,17 @@ def _get(url: str) -> dict:
 
 
 def test_one_connected_trace_per_request_without_duplicates(receiver, tmp_path) -> None:
-    app = subprocess.Popen(
-        [str(BIN / "opentelemetry-instrument"), str(BIN / "python"), str(APP)],
-        env=clean_env(
-            SENTRY_DSN=receiver.dsn,
-            SENTRY_TRACES_SAMPLE_RATE="1.0",
-            OTEL_SERVICE_NAME="orders",
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
+    command = [str(BIN / "opentelemetry-instrument"), str(BIN / "python"), str(APP)]
+    env = clean_env(
+        SENTRY_DSN=receiver.dsn, SENTRY_TRACES_SAMPLE_RATE="1.0", OTEL_SERVICE_NAME="orders"
     )
-    try:
-        line = app.stdout.readline()
+    with serving(command, tmp_path, env) as (app, line):
         assert line.startswith("listening on "), app.stderr.read()
         base = line.split()[-1]
         answers = [_get(f"{base}/orders/{n}") for n in (1, 2, 3)]
         assert [a["price"] for a in answers] == [10.0, 20.0, 30.0]
         _get(f"{base}/shutdown")
-        app.wait(timeout=60)
-    finally:
-        if app.poll() is None:
-            app.kill()
-        stderr = app.stderr.read()
-        app.stdout.close()
-        app.stderr.close()
+        _, stderr = app.communicate(timeout=60)
     assert app.returncode == 0, stderr
 
     assert receiver.wait_for(lambda r: len(r.events("transaction")) >= 10, timeout=20), stderr

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import clean_env
+from tests.e2e.conftest import clean_env, serving
 from tests.examples.conftest import EXAMPLES, ExampleRun, run_example
 from tests.instrumentors.test_celery_redis import BROKER, redis_unavailable
 
@@ -317,16 +316,8 @@ def forget_queue(url: str, queue: str) -> None:
 
 def test_serve_answers_until_interrupted_then_shows_what_sentry_got(tmp_path: Path) -> None:
     # No SENTRY_DSN: the app's own receiver, and its report when the server stops.
-    app = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "booking_api" / "app.py"), "--serve", "--port", "0"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    try:
-        line = app.stdout.readline()
+    command = [sys.executable, str(EXAMPLES / "booking_api" / "app.py"), "--serve", "--port", "0"]
+    with serving(command, tmp_path, clean_env()) as (app, line):
         assert line.startswith("Booking API on http://127.0.0.1:"), app.stderr.read()
         base = line.split()[3]
         with urllib.request.urlopen(f"{base}/health", timeout=10) as answer:
@@ -337,10 +328,6 @@ def test_serve_answers_until_interrupted_then_shows_what_sentry_got(tmp_path: Pa
         assert missing.value.code == 404
         app.send_signal(signal.SIGINT)
         out, err = app.communicate(timeout=60)
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.communicate()
     assert app.returncode == 0, err
     assert "Traceback" not in err, err
     assert "Transactions (2)" in out

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import runpy
 import signal
-import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import clean_env
+from tests.e2e.conftest import clean_env, serving
 from tests.examples.conftest import EXAMPLES, ExampleRun, run_example
 
 pytestmark = pytest.mark.slow
@@ -272,26 +271,14 @@ def test_the_otel_metrics_count_journeys_funnel_steps_and_features(spot: SpotRun
 
 def test_serve_mode_serves_until_interrupted_then_reports(tmp_path: Path) -> None:
     # No SENTRY_DSN: the app's own receiver, and what it got in the report at the end.
-    server = subprocess.Popen(
-        [sys.executable, str(APP), "--serve", "--port", "0"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    try:
-        first = server.stdout.readline()
+    command = [sys.executable, str(APP), "--serve", "--port", "0"]
+    with serving(command, tmp_path, clean_env()) as (server, first):
         assert first.startswith("Serving on http://127.0.0.1:"), first + server.stderr.read()
         answer = requests.get(first.split()[2] + "/", timeout=10)
         assert answer.json() == {"site": "design spot", "signed_in": False}
         assert "visitor" in answer.cookies  # the funnel's subject, for the next requests
         server.send_signal(signal.SIGINT)
         out, err = server.communicate(timeout=30)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     assert server.returncode == 0, out + err
     lines = out.splitlines()
     assert "Funnel onboarding: 1 entered, 0 converted (0%)" in lines
