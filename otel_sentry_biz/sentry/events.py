@@ -19,11 +19,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 from otel_sentry_biz import attributes as attr
 from otel_sentry_biz.capture import EVENT_ID, HANDLED, violation_attributes
 from otel_sentry_biz.impact import LEVEL_BY_IMPACT, Category, Impact
-from otel_sentry_biz.log_breadcrumbs import LOG_EVENT, LOG_LEVEL, LOG_LOGGER, LOG_MESSAGE
 from otel_sentry_biz.rules import VIOLATION_FINGERPRINT
 from otel_sentry_biz.rules.measurement import measurements
 from otel_sentry_biz.scrub.scrubber import Scrubbed, Scrubber
+from otel_sentry_biz.sentry.breadcrumbs import breadcrumbs
 from otel_sentry_biz.sentry.limits import fit_context
+from otel_sentry_biz.sentry.lineage import Lineage
 from otel_sentry_biz.sentry.ops import _KIND_INDEX, SpanNaming, name_span
 from otel_sentry_biz.sentry.segments import Segment
 from otel_sentry_biz.sentry.stacktrace import exception_values
@@ -299,8 +300,8 @@ class EventFactory:
                 seen.escaped = seen.escaped or _flagged_escaped(event_attrs)
         if not found:
             return []
-        lineage = _Lineage(segment)
-        crumbs = _breadcrumbs(segment)
+        lineage = Lineage(segment)
+        crumbs = breadcrumbs(segment)
         errors = []
         for record in found.values():
             context_tags = self._context_tags(lineage.context(record.span))
@@ -373,7 +374,7 @@ class EventFactory:
         if not found:
             return []
         transaction = name_span(root.name, root.kind, attributes_of(root)).transaction_name
-        lineage = _Lineage(segment)
+        lineage = Lineage(segment)
         built = []
         for span, event in found:
             payload = build(span, event, transaction, self._context_tags(lineage.context(span)))
@@ -406,7 +407,7 @@ class EventFactory:
         return payload
 
     def _context_tags(self, spans: Sequence[ReadableSpan]) -> dict[str, str]:
-        """Business tags of an event's context (:meth:`_Lineage.context`), nearest first."""
+        """Business tags of an event's context (:meth:`Lineage.context`), nearest first."""
         tags: dict[str, str] = {}
         for span in spans:
             for key, value in self._split(attributes_of(span))[0].items():
@@ -648,54 +649,6 @@ class _Recorded:
     escaped: bool = False
 
 
-class _Lineage:
-    """A segment's spans by id, to walk from a span up to the segment's root or down."""
-
-    __slots__ = ("_by_id", "_children", "_root")
-
-    def __init__(self, segment: Segment) -> None:
-        self._root = segment.root
-        self._by_id = {span.context.span_id: span for span in segment.spans}
-        self._children: Optional[dict[int, list[ReadableSpan]]] = None
-
-    def context(self, span: ReadableSpan) -> list[ReadableSpan]:
-        """The spans whose business context is ``span``'s: its :meth:`chain`, then the spans
-        below it (the work it did; context entered inside a handler is on those). Not its
-        siblings': an error in one invoice line is not about the line beside it."""
-        return [*self.chain(span), *self.below(span)]
-
-    def chain(self, span: ReadableSpan) -> list[ReadableSpan]:
-        """``span``, its parent, ... up to the root (always last, even past a gap)."""
-        chain: list[ReadableSpan] = []
-        current: Optional[ReadableSpan] = span
-        while current is not None and current is not self._root and len(chain) < _MAX_DEPTH:
-            chain.append(current)
-            parent = current.parent
-            current = None if parent is None else self._by_id.get(parent.span_id, self._root)
-        chain.append(self._root)
-        return chain
-
-    def below(self, span: ReadableSpan) -> list[ReadableSpan]:
-        """The spans under ``span``, nearest first."""
-        if self._children is None:
-            self._children = {}
-            for each in self._by_id.values():
-                if each.parent is not None:
-                    self._children.setdefault(each.parent.span_id, []).append(each)
-        found: list[ReadableSpan] = []
-        level = [span]
-        while level and len(found) < len(self._by_id):  # the bound: hostile ids may cycle
-            level = [
-                child for each in level for child in self._children.get(each.context.span_id, ())
-            ]
-            found.extend(level)
-        return found
-
-
-#: A parent chain longer than this is a cycle (hostile ids), not a real nesting.
-_MAX_DEPTH = 1000
-
-
 #: Event attributes that are our judgements or bookkeeping, not business facts to tag.
 _NOT_BUSINESS_FACTS = (attr.IMPACT, attr.CATEGORY, HANDLED, "biz.violation.", "biz.message.")
 
@@ -711,43 +664,6 @@ def _event_business(event_attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 #: Attributes a span's description is often made of, verbatim.
 _SHOWN_AS_DESCRIPTION = ("db.query.text", "db.statement", "url.full", "http.url")
-
-#: Span events that are events of their own in Sentry, not breadcrumbs.
-_NOT_BREADCRUMBS = frozenset(
-    {attr.EXCEPTION_EVENT, attr.VIOLATION_EVENT, attr.MESSAGE_EVENT, "biz.quality"}
-)
-_BREADCRUMB_LEVELS = {
-    "CRITICAL": "fatal",
-    "ERROR": "error",
-    "WARNING": "warning",
-    "INFO": "info",
-    "DEBUG": "debug",
-}
-
-
-def _breadcrumbs(segment: Segment) -> list[dict[str, Any]]:
-    """The segment's span events (log records included) as Sentry breadcrumbs, oldest first."""
-    crumbs = []
-    for span in (segment.root, *segment.spans):
-        for event in events_of(span):
-            if event.name in _NOT_BREADCRUMBS:
-                continue
-            event_attrs = event.attributes or {}
-            if event.name == LOG_EVENT:
-                crumb: dict[str, Any] = {
-                    "type": "default",
-                    "category": str(event_attrs.get(LOG_LOGGER, "log")),
-                    "level": _BREADCRUMB_LEVELS.get(str(event_attrs.get(LOG_LEVEL)), "info"),
-                    "message": str(event_attrs.get(LOG_MESSAGE, "")),
-                }
-            else:
-                crumb = {"type": "default", "category": "span.event", "message": event.name}
-                if event_attrs:
-                    crumb["data"] = {str(k): json_safe(v) for k, v in event_attrs.items()}
-            crumb["timestamp"] = _ns(event.timestamp)
-            crumbs.append(crumb)
-    crumbs.sort(key=lambda crumb: crumb["timestamp"])
-    return crumbs
 
 
 def _impact(value: Any, default: Impact) -> Impact:
