@@ -1,11 +1,13 @@
 """What tracing costs the app, and what actually arrives, for four OTel -> backend pipelines.
 
-    python benchmarks/pipeline_overhead.py            # 5,000 traces x 4 spans, best of 3
+    python benchmarks/pipeline_overhead.py            # 5,000 traces x 4 spans, median of 3 rounds
     python benchmarks/pipeline_overhead.py --traces 20000 --repeat 5
 
 The workload is request-shaped: a SERVER root with a db child, an http-client child and an
 internal child, a few attributes each, in a tight loop. Each pipeline runs in its own process
-(and each receiver in another), so nothing is shared and background CPU is billed correctly:
+(and each receiver in another), so nothing is shared and background CPU is billed correctly.
+Runs go in rounds, each pipeline once per round, so that a shared machine's drift over the
+minutes of a run falls on all of them alike:
 
 * ``bare``: the OTel SDK with ``BatchSpanProcessor`` and a no-op exporter (the floor);
 * ``sentry-sdk``: sentry-sdk's own OTel bridge (``SentrySpanProcessor``) to a local receiver;
@@ -314,11 +316,15 @@ def main() -> int:
         return 0
 
     spans = args.traces * SPANS_PER_TRACE
+    pipelines = args.only or PIPELINES
+    # Round by round, each pipeline once per round: a shared machine drifts over minutes,
+    # and every pipeline then sees the same drift, so ratios in the same run stay fair.
+    measured: dict[str, list[dict[str, Any]]] = {pipeline: [] for pipeline in pipelines}
+    for _ in range(args.repeat):
+        for pipeline in pipelines:
+            measured[pipeline].append(run_once(pipeline, args.traces))
     results: dict[str, dict[str, float]] = {}
-    for pipeline in args.only or PIPELINES:
-        runs = []
-        for _ in range(args.repeat):
-            runs.append(run_once(pipeline, args.traces))
+    for pipeline, runs in measured.items():
         results[pipeline] = {
             "app": median(r["app_ns_per_span"] for r in runs),
             "cpu": median(r["cpu_seconds"] * 1e9 / spans for r in runs),
