@@ -8,6 +8,7 @@ impact and category being decided independently. User rules go before the defaul
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -23,8 +24,11 @@ class ClassificationRule:
 
     ``exception_types`` match the unqualified or dotted type name exactly
     (``"ConnectionError"`` matches ``requests.exceptions.ConnectionError``); ``keywords`` match
-    case-insensitively anywhere in the type, message, span name or business operation.
-    A rule with both lists matches when either does.
+    case-insensitively at the start of a word of the type, message, span name or business
+    operation: ``"format"`` finds "bad format" and "formatting", not "information";
+    ``"payment"`` finds "CardPaymentError" and "payment_id" (words split at case changes,
+    ``_``, ``.`` and any other non-alphanumeric character). A rule with both lists matches
+    when either does.
 
     >>> ClassificationRule(keywords=("refund",), impact=Impact.CRITICAL)
     """
@@ -33,6 +37,9 @@ class ClassificationRule:
     category: Optional[Category] = None
     exception_types: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
+    _keywords: Optional[re.Pattern[str]] = field(
+        init=False, repr=False, compare=False, default=None
+    )
 
     def __post_init__(self) -> None:
         if self.impact is None and self.category is None:
@@ -44,11 +51,33 @@ class ClassificationRule:
         if self.category is not None:
             object.__setattr__(self, "category", Category.parse(self.category))
         object.__setattr__(self, "keywords", tuple(k.lower() for k in self.keywords))
+        # One search per rule; the lookbehind anchors each keyword at a word's start.
+        pattern = "|".join(re.escape(keyword) for keyword in self.keywords)
+        object.__setattr__(
+            self, "_keywords", re.compile(f"(?<![a-z0-9])(?:{pattern})") if pattern else None
+        )
 
     def matches(self, type_names: frozenset[str], text: str) -> bool:
+        """Whether the rule matches; ``text`` is :func:`searchable` text."""
         if any(name in type_names for name in self.exception_types):
             return True
-        return any(keyword in text for keyword in self.keywords)
+        return self._keywords is not None and self._keywords.search(text) is not None
+
+
+#: Where a word starts inside a CamelCase name: "CardPaymentError", "HTTPConnectionPool".
+_CASE_CHANGE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+#: Keywords are looked for in the first this many characters of each text: what names the
+#: failure comes first, and classify runs on the app thread, where a megabyte message must
+#: cost no more than a short one (tests/hostile/test_blocking.py).
+CLASSIFIED_CHARS = 1024
+
+
+def searchable(*texts: str) -> str:
+    """``texts`` as one lower-case text whose CamelCase words are apart, for keywords."""
+    joined = " ".join(text[:CLASSIFIED_CHARS] for text in texts)
+    return _CASE_CHANGE.sub(" ", joined).lower()
 
 
 _I, _C = Impact, Category
@@ -196,7 +225,7 @@ class ErrorClassifier:
     ) -> Classification:
         """Classify one error. Cheap enough for the error path; never raises."""
         type_names = _type_names(exception_type)
-        text = f"{exception_type} {message} {span_name} {operation}".lower()
+        text = searchable(exception_type, message, span_name, operation)
         impact: Optional[Impact] = None
         category: Optional[Category] = None
         for rule in self._all:
