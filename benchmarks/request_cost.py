@@ -8,8 +8,9 @@ request; on loopback the kernel's work for each request is billed to the sending
 This measures that floor with plain sockets (no sender, no outbox): the real envelopes of
 ``pipeline_overhead.py``'s workload, sent over one kept-alive connection to
 :class:`~otel_sentry_biz.receiver.LocalReceiver` (in a process of its own), ``depth`` requests
-written before their answers are read (1: what the sender does; more: HTTP/1.1 pipelining,
-which the sender does not do). Printed: thread CPU microseconds per envelope, best of
+written before their answers are read (1: one at a time; more: HTTP/1.1 pipelining, what
+the sender does while envelopes wait, in windows of up to ``OTEL_SENTRY_BIZ_PIPELINE_DEPTH``,
+8 by default). Printed: thread CPU microseconds per envelope, best of
 ``--repeat`` passes per depth, the depths alternated.
 """
 

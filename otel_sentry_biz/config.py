@@ -308,6 +308,17 @@ VARIABLES: tuple[Variable, ...] = (
         "use a positive integer such as 64",
     ),
     Variable(
+        "pipeline_depth",
+        "OTEL_SENTRY_BIZ_PIPELINE_DEPTH",
+        _positive_int,
+        8,
+        "Envelopes written to Sentry before their answers are read (HTTP/1.1 pipelining, "
+        "over the one kept-alive connection), while a backlog waits: fewer system calls per "
+        "envelope, and one round trip per window to a far-away Sentry. A server found not "
+        "to serve pipelined requests gets one at a time from then on; 1 turns it off.",
+        "use a positive integer such as 8 (1: one request at a time)",
+    ),
+    Variable(
         "outbox",
         "OTEL_SENTRY_BIZ_OUTBOX",
         _text,
@@ -420,6 +431,7 @@ class Settings:
     max_spans_per_transaction: int
     max_buffered_spans: int
     max_queue_mb: int
+    pipeline_depth: int
     outbox: Optional[str]
     rules: Optional[str]
     rules_state: Optional[str]

@@ -7,15 +7,21 @@ per request building headers and parsing the answer through the ``email`` packag
 and one ``sendall``; the answer is parsed with a few ``bytes`` operations. It speaks exactly
 the HTTP/1.1 subset Sentry's ingestion uses: POST, ``Content-Length`` or chunked answers,
 keep-alive, TLS with certifi's roots (the bundle sentry-sdk already depends on).
+
+Several requests may be written before their answers are read (HTTP/1.1 pipelining,
+:meth:`EnvelopeConnection.post_all`): one system call and one wake-up for a window of
+envelopes instead of one each, and one round trip to a far-away Sentry instead of one per
+envelope. Whether the server really serves pipelined requests is the sender's to judge from
+what comes back (:class:`Exchange`).
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 from urllib.parse import urlsplit
 
 _MAX_HEAD = 64 * 1024
@@ -33,6 +39,24 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+
+#: One request: the body and its ``Content-Encoding`` (None: sent as it is).
+Request = tuple[bytes, Optional[str]]
+
+
+class Exchange(NamedTuple):
+    """What came back for a window of pipelined requests.
+
+    ``answers`` are in request order. Fewer answers than requests means the rest were not
+    taken: either the server closed the connection cleanly after its last answer
+    (``Connection: close``; ``error`` is None) or reading stopped on ``error`` (reset,
+    timeout, an unreadable answer); the connection is closed either way, and the unanswered
+    requests may be sent again (envelopes are idempotent by event id).
+    """
+
+    answers: list[Answer]
+    error: Optional[OSError] = None
 
 
 class EnvelopeConnection:
@@ -72,24 +96,28 @@ class EnvelopeConnection:
 
     def post(self, body: bytes, *, content_encoding: Optional[str] = None) -> Answer:
         """Send ``body``; return the answer. A stale kept-alive connection is retried once."""
-        head = self._head
-        if content_encoding:
-            head += b"Content-Encoding: %s\r\n" % content_encoding.encode("latin-1")
-        request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+        exchange = self.post_all([(body, content_encoding)])
+        if exchange.error is not None:
+            raise exchange.error
+        return exchange.answers[0]
+
+    def post_all(self, requests: Sequence[Request]) -> Exchange:
+        """Write all ``requests`` at once, then read their answers in order.
+
+        A stale kept-alive connection (the server closed it while idle, so nothing at all is
+        answered) is reconnected and the window written again, once. Errors other than
+        ``OSError`` (bugs) close the connection and raise.
+        """
+        if not requests:
+            return Exchange([])
+        data = b"".join(self._request(body, encoding) for body, encoding in requests)
         reused = self._sock is not None
-        try:
-            return self._exchange(request)
-        except (ConnectionResetError, BrokenPipeError, _ClosedBeforeAnswer):
-            self.close()
-            if not reused:
-                raise
-        # The server closed an idle connection under us; a fresh one gets one more try.
-        # Envelopes are idempotent by event id, so a resend can never duplicate an event.
-        try:
-            return self._exchange(request)
-        except BaseException:
-            self.close()
-            raise
+        exchange = self._exchange(data, len(requests))
+        if reused and not exchange.answers and isinstance(exchange.error, _STALE):
+            # The server closed an idle connection under us; a fresh one gets one more try.
+            # Envelopes are idempotent by event id, so a resend can never duplicate an event.
+            exchange = self._exchange(data, len(requests))
+        return exchange
 
     def close(self) -> None:
         if self._sock is not None:
@@ -101,17 +129,31 @@ class EnvelopeConnection:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _exchange(self, request: bytes) -> Answer:
-        sock = self._sock or self._connect()
+    def _request(self, body: bytes, content_encoding: Optional[str]) -> bytes:
+        head = self._head
+        if content_encoding:
+            head += b"Content-Encoding: %s\r\n" % content_encoding.encode("latin-1")
+        return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+
+    def _exchange(self, data: bytes, count: int) -> Exchange:
+        answers: list[Answer] = []
         try:
-            sock.sendall(request)
-            answer, keep_alive = self._read_answer(sock)
+            sock = self._sock or self._connect()
+            sock.sendall(data)
+            while len(answers) < count:
+                answer, keep_alive = self._read_answer(sock)
+                answers.append(answer)
+                if not keep_alive:
+                    break  # the server takes nothing more on this connection
+        except OSError as error:
+            self.close()
+            return Exchange(answers, error)
         except BaseException:
             self.close()
             raise
-        if not keep_alive:
+        if not keep_alive:  # answered all, or stopped early by the server's close
             self.close()
-        return answer
+        return Exchange(answers)
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection((self._host, self._port), timeout=self._timeout)
@@ -202,6 +244,9 @@ class EnvelopeConnection:
 
 class _ClosedBeforeAnswer(ConnectionError):
     pass
+
+
+_STALE = (ConnectionResetError, BrokenPipeError, _ClosedBeforeAnswer)
 
 
 def _content_length(value: str) -> int:

@@ -102,7 +102,9 @@ class SentrySpanExporter(SpanExporter):
         self._issue_cap = IssueCap(settings.max_events_per_issue)
         self._assembler = SegmentAssembler(max_pending_spans=settings.max_buffered_spans)
         self._outbox = outbox if outbox is not None else _outbox_for(settings)
-        self._sender = EnvelopeSender(settings.dsn, self._outbox)
+        self._sender = EnvelopeSender(
+            settings.dsn, self._outbox, pipeline_depth=settings.pipeline_depth
+        )
         self._sender.start()
         self._lock = threading.Lock()
         self._random = random.Random()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import logging
 import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -29,7 +30,7 @@ from sentry_sdk.utils import Dsn
 
 from otel_sentry_biz.pacer import Pacer, shared_pacer
 from otel_sentry_biz.sentry import envelopes
-from otel_sentry_biz.sentry.connection import EnvelopeConnection
+from otel_sentry_biz.sentry.connection import Answer, EnvelopeConnection
 from otel_sentry_biz.sentry.outbox import Outbox, OutboxEntry
 from otel_sentry_biz.sentry.ratelimits import DEFAULT_RETRY_AFTER, RateLimits, parse_retry_after
 from otel_sentry_biz.version import __version__
@@ -57,6 +58,7 @@ class EnvelopeSender:
         *,
         timeout: float = 5.0,
         batch_size: int = 32,
+        pipeline_depth: int = 8,
         compress_level: int = 1,
         compress_min_bytes: int = 4096,
         backoff_base: float = 0.5,
@@ -82,6 +84,17 @@ class EnvelopeSender:
         self._pacer = pacer or shared_pacer()
         self._outbox = outbox
         self._batch_size = batch_size
+        if pipeline_depth < 1:
+            raise ValueError("pipeline_depth must be at least 1 (1: one request at a time)")
+        # Requests written before their answers are read (HTTP/1.1 pipelining). The window
+        # starts at one and doubles while everything in it is delivered, up to the depth;
+        # any other answer or failure brings it back to one, so a refusing or failing
+        # Sentry gets one request per pause, as without pipelining. Until a window of
+        # several has all come back 2xx, any sign that the server does not serve pipelined
+        # requests sets the depth to 1 for good (see _deliver).
+        self._depth = pipeline_depth
+        self._window = 1
+        self._pipelining_seen = False
         self._compress_level = compress_level
         self._compress_min_bytes = compress_min_bytes
         self._backoff_base = backoff_base
@@ -153,6 +166,9 @@ class EnvelopeSender:
             "rate_limited": self._limits.snapshot(now),
             "backoff_seconds": round(max(0.0, self._backoff_until - now), 3),
             "last_success_at": self._last_success_at,
+            # Requests written before answers are read: 1 once the server turned out not to
+            # serve pipelined requests (or when configured so).
+            "pipeline_depth": self._depth,
             "last_error": self._last_error,
         }
 
@@ -188,30 +204,79 @@ class EnvelopeSender:
         # pacer's 0.5 s cap on one rest, reached only by a batch of over ~25 ms of CPU), with
         # two CPU-clock reads (system calls) and one sleep per batch, not per envelope.
         started = time.thread_time()
-        for index, entry in enumerate(entries):
-            verdict = self._deliver(entry)
-            if verdict != "ok" and verdict != "dropped":
-                self._outbox.release(entries[index:])
-                return 0.0 if verdict == "limited" else self._backoff_until - self._clock()
+        start = 0
+        while start < len(entries):
+            window = entries[start : start + self._window]
+            start += len(window)
+            unsettled, wait = self._deliver(window)
+            if unsettled:
+                self._outbox.release([*unsettled, *entries[start:]])
+                return wait
         self._pacer.rest(time.thread_time() - started, urgent=self._flush_requested)
         return 0.0
 
-    def _deliver(self, entry: OutboxEntry) -> str:
-        """POST one envelope: "ok", "dropped", "limited" or "retry"."""
+    def _deliver(self, window: list[OutboxEntry]) -> tuple[list[OutboxEntry], float]:
+        """POST a window of envelopes, pipelined; return those still to send, and when."""
+        answers: list[Answer] = []
+        error: Optional[Exception] = None
         try:
-            body, encoding = self._encode(entry.payload)
+            requests = [self._encode(entry.payload) for entry in window]
             with self._connection_lock:
-                response = self._connection.post(body, content_encoding=encoding)
-        except Exception as exc:  # connection refused, reset, timeout, ...
-            self._fail(f"{type(exc).__name__} talking to {self._where}")
-            return "retry"
+                answers, error = self._connection.post_all(requests)
+        except Exception as exc:  # never raised for the network's failures: a bug, retried
+            error = exc
         now = self._clock()
-        limited = self._limits.update_from_response(response.status, response.headers, now)
-        if 200 <= response.status < 300:
-            self._outbox.ack([entry])
-            self._sent[entry.category] += 1
+        pipelined = len(window) > 1
+        delivered, unsettled, refused = [], [], None
+        suspect = False
+        for index, (entry, answer) in enumerate(zip(window, answers)):
+            if pipelined and index and not self._pipelining_seen and _doubtful(answer):
+                suspect = True  # perhaps our pipelining confused it: send it again, alone
+                unsettled.append(entry)
+                continue
+            verdict = self._judge(entry, answer, now)
+            if verdict == "ok":
+                delivered.append(entry)
+            elif verdict != "dropped":
+                unsettled.append(entry)
+                if verdict == "retry" and refused is None:
+                    refused = f"HTTP {answer.status} from {self._where}"
+        unanswered = window[len(answers) :]
+        if pipelined and not self._pipelining_seen and error is not None:
+            # Answers stopped coming once we wrote several requests at once, or a silent
+            # server timed out: a server that does not serve pipelined requests.
+            suspect = suspect or bool(answers) or isinstance(error, socket.timeout)
+        if delivered:
+            self._outbox.ack(delivered)
+            self._sent.update(entry.category for entry in delivered)
             self._failures = 0
             self._last_success_at = now
+        unsettled += unanswered
+        # Grown (doubled) only by a window delivered whole: see __init__.
+        self._window = 1 if unsettled else min(self._depth, 2 * self._window)
+        if suspect:
+            self._window = self._depth = 1
+            _logger.info(
+                "%s does not serve pipelined requests; sending one envelope at a time",
+                self._where,
+            )
+            return unsettled, 0.0
+        if pipelined and len(delivered) == len(window):
+            self._pipelining_seen = True
+        if error is not None:
+            self._fail(f"{type(error).__name__} talking to {self._where}")
+        elif refused is not None:
+            self._fail(refused)
+        else:
+            # All settled; or the server closed the connection after its last answer (the
+            # rest go again at once); or rate limited (the next take skips those categories).
+            return unsettled, 0.0
+        return unsettled, max(0.0, self._backoff_until - self._clock())
+
+    def _judge(self, entry: OutboxEntry, response: Answer, now: float) -> str:
+        """Act on one envelope's answer: "ok", "dropped", "limited" or "retry"."""
+        limited = self._limits.update_from_response(response.status, response.headers, now)
+        if 200 <= response.status < 300:
             return "ok"
         if response.status == 429 or (limited and response.status >= 400):
             self._last_error = f"rate limited by {self._where} ({response.status})"
@@ -223,7 +288,6 @@ class EnvelopeSender:
                 self._limits.limit(entry.category, now + wait)
             return "limited"
         if response.status >= 500:
-            self._fail(f"HTTP {response.status} from {self._where}")
             return "retry"
         reason = response.body[:200].decode("utf-8", "replace")
         _logger.error(
@@ -278,3 +342,8 @@ class EnvelopeSender:
             with self._drops_lock:  # what was reported (or refused for good) is done
                 self._unreported.subtract(report)
                 self._unreported = +self._unreported
+
+
+def _doubtful(answer: Answer) -> bool:
+    """A refusal that, before pipelining was seen working, may be about the pipelining."""
+    return 400 <= answer.status < 500 and answer.status != 429
