@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from typing import Optional
 
 
 class Pacer:
@@ -47,10 +48,17 @@ class Pacer:
             return True
         return now - self._last_arrival < self._idle_after
 
-    def rest(self, cpu_seconds: float, *, urgent: bool = False) -> None:
+    def rest(
+        self,
+        cpu_seconds: float,
+        *,
+        urgent: bool = False,
+        until: Optional[threading.Event] = None,
+    ) -> None:
         """Sleep in proportion to ``cpu_seconds`` of work just done, if the app is busy.
 
-        ``urgent`` work (a buffer close to its budget, a flush) does not rest.
+        ``urgent`` work (a buffer close to its budget, a flush) does not rest, and a rest
+        ends early when ``until`` is set (work that became urgent meanwhile).
         """
         if urgent or self._duty_cycle >= 1.0 or not self.app_is_busy():
             return
@@ -60,17 +68,18 @@ class Pacer:
         self._working[threading.get_ident()] = now
         working = sum(1 for since in self._working.values() if now - since < 1.0)
         # Sleeping releases the GIL: the app runs at full speed meanwhile.
-        time.sleep(min(cpu_seconds * (working / self._duty_cycle - 1.0), 0.5))
+        seconds = min(cpu_seconds * (working / self._duty_cycle - 1.0), 0.5)
+        if until is None:
+            time.sleep(seconds)
+        else:
+            until.wait(seconds)
 
 
 class NeverRest(Pacer):
     """A pacer for threads that should always work at full speed (free-threaded Python)."""
 
     def __init__(self) -> None:
-        super().__init__(1.0)
-
-    def rest(self, cpu_seconds: float, *, urgent: bool = False) -> None:
-        return None
+        super().__init__(1.0)  # a full duty cycle: rest() returns at once
 
 
 def _gil_enabled() -> bool:

@@ -89,6 +89,7 @@ class BufferedSpanProcessor(SpanProcessor):
         self._shutdown = False
         self._export_lock = threading.Lock()
         self._wake = threading.Event()
+        self._hurry = threading.Event()
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             weak_self = weakref.ref(self)
@@ -126,9 +127,14 @@ class BufferedSpanProcessor(SpanProcessor):
             return
         buffer.append(span)
         self._pacer.arrivals += 1
-        # Wake the worker once per batch crossing, not per span (Event.set takes a lock).
-        if len(buffer) == self._batch_size:
+        # Wake the worker once per batch crossing, not per span (Event.set takes a lock),
+        # and end its rest when the buffer reaches the urgent mark: a rest (up to 0.5 s)
+        # can outlast the time the app takes to fill the last quarter of the budget.
+        size = len(buffer)
+        if size == self._batch_size:
             self._wake.set()
+        if size == self._urgent:
+            self._hurry.set()
 
     def _start_worker(self) -> None:
         self._worker = threading.Thread(
@@ -140,6 +146,7 @@ class BufferedSpanProcessor(SpanProcessor):
         self._buffer = deque()
         self._export_lock = threading.Lock()
         self._wake = threading.Event()
+        self._hurry = threading.Event()
         if not self._shutdown:
             self._start_worker()
 
@@ -158,7 +165,8 @@ class BufferedSpanProcessor(SpanProcessor):
                 self._export_batch(buffer)
                 spent = time.thread_time() - started
             if polite:
-                self._pacer.rest(spent, urgent=len(buffer) >= self._urgent)
+                self._hurry.clear()  # before the check: a crossing after it ends the rest
+                self._pacer.rest(spent, urgent=len(buffer) >= self._urgent, until=self._hurry)
 
     def _export_batch(self, buffer: deque[ReadableSpan]) -> None:
         count = min(self._batch_size, len(buffer))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from otel_sentry_biz.pacer import NeverRest, Pacer
 
 
-def _rest_took(pacer: Pacer, cpu_seconds: float, **kwargs: bool) -> float:
+def _rest_took(pacer: Pacer, cpu_seconds: float, **kwargs: Any) -> float:
     started = time.monotonic()
     pacer.rest(cpu_seconds, **kwargs)
     return time.monotonic() - started
@@ -56,3 +57,15 @@ def test_never_rest() -> None:
 def test_duty_cycle_is_validated() -> None:
     with pytest.raises(ValueError, match="duty_cycle"):
         Pacer(duty_cycle=1.5)
+
+
+def test_a_rest_ends_when_its_event_is_set() -> None:
+    pacer = Pacer(duty_cycle=0.01)
+    pacer.arrivals += 1
+    hurry = threading.Event()
+    threading.Timer(0.05, hurry.set).start()
+    # 0.1 s of work at a 1% duty cycle: a 0.5 s rest (the cap), cut short at 0.05 s.
+    assert _rest_took(pacer, 0.1, until=hurry) < 0.3
+    hurry.clear()
+    pacer.arrivals += 1
+    assert _rest_took(pacer, 0.1, until=hurry) >= 0.45  # not set: the whole rest

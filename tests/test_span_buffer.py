@@ -97,3 +97,35 @@ def test_invalid_arguments_name_the_problem():
         BufferedSpanProcessor(Collecting(), max_buffered_spans=0)
     with pytest.raises(ValueError, match="duty_cycle"):
         Pacer(duty_cycle=0)
+
+
+class Burning(Collecting):
+    """An exporter that costs CPU (as conversion does), so the pacer has work to rest for."""
+
+    def __init__(self, cpu_seconds: float) -> None:
+        super().__init__()
+        self.cpu_seconds = cpu_seconds
+
+    def export(self, spans):
+        until = time.thread_time() + self.cpu_seconds
+        while time.thread_time() < until:
+            pass
+        return super().export(spans)
+
+
+def test_a_buffer_reaching_its_urgent_mark_ends_the_workers_rest():
+    # Duty cycle 1%: after each 5 ms batch the worker would rest the pacer's longest rest,
+    # 0.5 s, in which this app fills the whole budget; reaching three quarters of it
+    # (300 spans) must wake the worker, which then keeps up at full speed.
+    exporter = Burning(cpu_seconds=0.005)
+    processor = BufferedSpanProcessor(
+        exporter, max_buffered_spans=400, batch_size=50, pacer=Pacer(duty_cycle=0.01)
+    )
+    tracer = _tracer(processor)
+    for index in range(1500):
+        tracer.start_span(f"s{index}").end()
+        time.sleep(0.0005)
+    assert processor.dropped_spans == 0
+    assert processor.force_flush(10_000)
+    assert len(exporter.names) == 1500
+    processor.shutdown()
