@@ -217,23 +217,13 @@ class EnvelopeSender:
 
     def _deliver(self, window: list[OutboxEntry]) -> tuple[list[OutboxEntry], float]:
         """POST a window of envelopes, pipelined; return those still to send, and when."""
-        answers: list[Answer] = []
-        error: Optional[Exception] = None
-        try:
-            requests = [self._encode(entry.payload) for entry in window]
-            with self._connection_lock:
-                answers, error = self._connection.post_all(requests)
-        except Exception as exc:  # never raised for the network's failures: a bug, retried
-            error = exc
+        answers, error = self._post(window)
         now = self._clock()
-        pipelined = len(window) > 1
+        doubted = False
+        if len(window) > 1 and not self._pipelining_seen:
+            answers, doubted = _before_doubt(answers, error)
         delivered, unsettled, refused = [], [], None
-        suspect = False
-        for index, (entry, answer) in enumerate(zip(window, answers)):
-            if pipelined and index and not self._pipelining_seen and _doubtful(answer):
-                suspect = True  # perhaps our pipelining confused it: send it again, alone
-                unsettled.append(entry)
-                continue
+        for entry, answer in zip(window, answers):
             verdict = self._judge(entry, answer, now)
             if verdict == "ok":
                 delivered.append(entry)
@@ -241,27 +231,22 @@ class EnvelopeSender:
                 unsettled.append(entry)
                 if verdict == "retry" and refused is None:
                     refused = f"HTTP {answer.status} from {self._where}"
-        unanswered = window[len(answers) :]
-        if pipelined and not self._pipelining_seen and error is not None:
-            # Answers stopped coming once we wrote several requests at once, or a silent
-            # server timed out: a server that does not serve pipelined requests.
-            suspect = suspect or bool(answers) or isinstance(error, socket.timeout)
+        unsettled += window[len(answers) :]  # unanswered, or answered but doubted
         if delivered:
             self._outbox.ack(delivered)
             self._sent.update(entry.category for entry in delivered)
             self._failures = 0
             self._last_success_at = now
-        unsettled += unanswered
         # Grown (doubled) only by a window delivered whole: see __init__.
         self._window = 1 if unsettled else min(self._depth, 2 * self._window)
-        if suspect:
+        if doubted:
             self._window = self._depth = 1
             _logger.info(
                 "%s does not serve pipelined requests; sending one envelope at a time",
                 self._where,
             )
-            return unsettled, 0.0
-        if pipelined and len(delivered) == len(window):
+            return unsettled, 0.0  # what it did not take goes again at once, alone
+        if len(delivered) > 1:
             self._pipelining_seen = True
         if error is not None:
             self._fail(f"{type(error).__name__} talking to {self._where}")
@@ -272,6 +257,14 @@ class EnvelopeSender:
             # rest go again at once); or rate limited (the next take skips those categories).
             return unsettled, 0.0
         return unsettled, max(0.0, self._backoff_until - self._clock())
+
+    def _post(self, window: list[OutboxEntry]) -> tuple[list[Answer], Optional[Exception]]:
+        try:
+            requests = [self._encode(entry.payload) for entry in window]
+            with self._connection_lock:
+                return self._connection.post_all(requests)
+        except Exception as exc:  # the network's failures are returned, not raised: a bug
+            return [], exc
 
     def _judge(self, entry: OutboxEntry, response: Answer, now: float) -> str:
         """Act on one envelope's answer: "ok", "dropped", "limited" or "retry"."""
@@ -344,6 +337,16 @@ class EnvelopeSender:
                 self._unreported = +self._unreported
 
 
-def _doubtful(answer: Answer) -> bool:
-    """A refusal that, before pipelining was seen working, may be about the pipelining."""
-    return 400 <= answer.status < 500 and answer.status != 429
+def _before_doubt(answers: list[Answer], error: Optional[Exception]) -> tuple[list[Answer], bool]:
+    """A window's answers to act on before pipelining was seen working, and whether the
+    server seems not to serve it.
+
+    Doubtful: a later request of the window refused with a 4xx (it may be our pipelining
+    that the server refuses: that answer and the ones after it are not acted on), answers
+    that stopped after the first, or a server that went silent.
+    """
+    for index in range(1, len(answers)):
+        status = answers[index].status
+        if 400 <= status < 500 and status != 429:
+            return answers[:index], True
+    return answers, error is not None and (bool(answers) or isinstance(error, socket.timeout))

@@ -28,6 +28,7 @@ from tests.delivery.helpers import errors, put_all, transactions
 SENDER_LOG = "otel_sentry_biz.sentry.sender"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
 REFUSED = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nbad request"
+RATE_LIMITED = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n"
 #: Given the requests that arrived in one read (one or more), answer: the raw answers to
 #: send, in order, for the first ones; requests left without an answer are discarded.
 Policy = Callable[[list[bytes]], list[bytes]]
@@ -230,6 +231,32 @@ def test_a_refusal_in_a_proven_window_is_dropped_as_sentry_meant(start: Callable
     stats = sender.stats()
     assert stats["dropped"] == {"send_error:transaction": 1}
     assert stats["pipeline_depth"] == 4
+
+
+def test_a_rate_limit_answer_brings_the_window_back_to_one(start: Callable) -> None:
+    """A refusing Sentry gets one request per pause, as without pipelining."""
+    limited_once: set[str] = set()
+
+    def limit_once(requests: list[bytes]) -> list[bytes]:
+        answers = []
+        for body in requests:
+            event_id = _event_id(body)
+            answers.append(RATE_LIMITED if event_id in limited_once else OK)
+            limited_once.discard(event_id)
+        return answers
+
+    server, sender, outbox = start(limit_once, pipeline_depth=8)
+    first = deliver(sender, outbox, 31)
+    assert server.reads == [1, 2, 4, 8, 8, 8]  # the window has grown to the depth
+    later = transactions(16)
+    limited_once.add(later[0].event_id)
+    before = len(server.reads)
+    put_all(outbox, sender, later)
+    assert sender.flush(5.0)
+    # The 429 came in a window of 8 (its 7 others were delivered); then one at a time,
+    # the limited envelope again, growing from there.
+    assert server.reads[before : before + 3] == [8, 1, 2]
+    assert server.kept == Counter(first + [entry.event_id for entry in later])
 
 
 def test_the_connection_writes_a_window_at_once_and_reads_answers_in_order() -> None:
