@@ -23,10 +23,12 @@ def _decide(sampler: BusinessAwareSampler, trace_id: int, parent=None) -> Decisi
     return sampler.should_sample(context, trace_id, "span").decision
 
 
-def test_roots_are_sampled_by_trace_id_as_the_ratio_sampler_decides() -> None:
-    sampler = BusinessAwareSampler(0.3)
-    ratio = TraceIdRatioBased(0.3)
-    for trace_id in range(1, 2**64, 2**57 + 12345):
+@pytest.mark.parametrize("rate", [0.0, 0.05, 0.3, 1.0])
+def test_roots_are_sampled_by_trace_id_as_the_ratio_sampler_decides(rate: float) -> None:
+    sampler = BusinessAwareSampler(rate)
+    ratio = TraceIdRatioBased(rate)
+    # 128-bit ids too: only their low 64 bits decide, for both.
+    for trace_id in [*range(1, 2**64, 2**57 + 12345), *range(2**64 + 7, 2**128, 2**121 + 99)]:
         expected = ratio.should_sample(None, trace_id, "span").decision.is_sampled()
         decision = _decide(sampler, trace_id)
         assert decision.is_sampled() == expected
