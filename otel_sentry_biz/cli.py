@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from otel_sentry_biz.config import ConfigError
+from otel_sentry_biz.config import ConfigError, Settings
 from otel_sentry_biz.version import __version__
 
 PROG = "otel-sentry-biz"
@@ -126,6 +126,8 @@ exit status:
 environment:
   OTEL_SENTRY_BIZ_OUTBOX   default of --path
   SENTRY_DSN               default of flush's --dsn
+  OTEL_SENTRY_BIZ_PIPELINE_DEPTH
+                           envelopes flush writes before reading answers (8; 1: one at a time)
 """
 
 #: The outbox subcommands: (name, one-line summary, description).
@@ -387,7 +389,11 @@ def _outbox(args: argparse.Namespace) -> int:
             return outbox_command.status(outbox, sys.stdout)
         if args.outbox_command == "show":
             return outbox_command.show(outbox, sys.stdout, args.limit)
-        return outbox_command.flush(outbox, args.dsn, args.timeout, sys.stdout)
+        # As the app would send them: OTEL_SENTRY_BIZ_PIPELINE_DEPTH (validated) applies.
+        depth = Settings.load().pipeline_depth
+        return outbox_command.flush(
+            outbox, args.dsn, args.timeout, sys.stdout, pipeline_depth=depth
+        )
     finally:
         outbox.close()
 

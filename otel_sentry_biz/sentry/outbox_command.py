@@ -64,12 +64,19 @@ def show(outbox: SQLiteOutbox, out: TextIO, limit: int = 50) -> int:
     return 0
 
 
-def flush(outbox: SQLiteOutbox, dsn: Optional[str], timeout: float, out: TextIO) -> int:
+def flush(
+    outbox: SQLiteOutbox,
+    dsn: Optional[str],
+    timeout: float,
+    out: TextIO,
+    *,
+    pipeline_depth: int = 8,
+) -> int:
     """Deliver everything queued to ``dsn`` now; 0 when the outbox emptied in time."""
     if not dsn:
         raise ConfigError("no DSN to deliver to: pass --dsn or set SENTRY_DSN")
     before = len(outbox)
-    sender = EnvelopeSender(dsn, outbox)
+    sender = EnvelopeSender(dsn, outbox, pipeline_depth=pipeline_depth)
     sender.start()
     emptied = sender.flush(timeout)
     sender.shutdown(timeout=1.0)

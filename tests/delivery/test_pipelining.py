@@ -327,3 +327,29 @@ def test_a_depth_below_one_fails_at_start_up_naming_the_variable(
 
     with pytest.raises(ConfigError, match=r"OTEL_SENTRY_BIZ_PIPELINE_DEPTH.*positive integer"):
         Settings.load({"OTEL_SENTRY_BIZ_PIPELINE_DEPTH": "0"})
+
+
+@pytest.mark.parametrize(("depth", "pipelined"), [(8, True), (1, False)])
+def test_outbox_flush_sends_a_backlog_at_the_depth_it_is_given(
+    tmp_path: Any, depth: int, pipelined: bool
+) -> None:
+    import io
+
+    from otel_sentry_biz.sentry import outbox_command
+    from otel_sentry_biz.sentry.sqlite_outbox import SQLiteOutbox
+
+    server = RawSentry()
+    outbox = SQLiteOutbox(str(tmp_path / "outbox.sqlite3"))
+    entries = transactions(20)
+    for entry in entries:
+        outbox.put(entry)
+    out = io.StringIO()
+    try:
+        status = outbox_command.flush(outbox, server.dsn, 10.0, out, pipeline_depth=depth)
+    finally:
+        outbox.close()
+        server.close()
+    assert status == 0, out.getvalue()
+    assert "delivered 20 envelopes, 0 left" in out.getvalue()
+    assert server.kept == Counter(entry.event_id for entry in entries)
+    assert (max(server.reads) > 1) is pipelined

@@ -164,3 +164,22 @@ def test_an_unusable_outbox_path_stops_start_up_naming_the_variable(tmp_path: Pa
     )
     assert result.returncode != 0
     assert "OTEL_SENTRY_BIZ_OUTBOX" in result.stderr and "writable file path" in result.stderr
+
+
+def test_outbox_flush_names_a_bad_pipeline_depth(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.sqlite3"
+    from otel_sentry_biz.sentry.sqlite_outbox import SQLiteOutbox
+
+    SQLiteOutbox(str(outbox)).close()  # an app's outbox file, empty
+    flushed = _cli(
+        "outbox",
+        "flush",
+        "--path",
+        str(outbox),
+        "--dsn",
+        f"http://{PUBLIC_KEY}@127.0.0.1:9/1",
+        OTEL_SENTRY_BIZ_PIPELINE_DEPTH="0",
+    )
+    assert flushed.returncode == 2
+    assert "OTEL_SENTRY_BIZ_PIPELINE_DEPTH" in flushed.stderr
+    assert "positive integer" in flushed.stderr
