@@ -389,8 +389,11 @@ def _outbox(args: argparse.Namespace) -> int:
             return outbox_command.status(outbox, sys.stdout)
         if args.outbox_command == "show":
             return outbox_command.show(outbox, sys.stdout, args.limit)
-        # As the app would send them: OTEL_SENTRY_BIZ_PIPELINE_DEPTH (validated) applies.
-        depth = Settings.load().pipeline_depth
+        # As the app would send them: OTEL_SENTRY_BIZ_PIPELINE_DEPTH (validated) applies,
+        # and only it: the app's other settings are not the flush's business.
+        variable = "OTEL_SENTRY_BIZ_PIPELINE_DEPTH"
+        given = {variable: os.environ[variable]} if variable in os.environ else {}
+        depth = Settings.load(given).pipeline_depth
         return outbox_command.flush(
             outbox, args.dsn, args.timeout, sys.stdout, pipeline_depth=depth
         )

@@ -133,7 +133,7 @@ class BufferedSpanProcessor(SpanProcessor):
         size = len(buffer)
         if size == self._batch_size:
             self._wake.set()
-        if size == self._urgent:
+        if size >= self._urgent and not self._hurry.is_set():  # >=: app threads may race
             self._hurry.set()
 
     def _start_worker(self) -> None:

@@ -99,33 +99,31 @@ def test_invalid_arguments_name_the_problem():
         Pacer(duty_cycle=0)
 
 
-class Burning(Collecting):
-    """An exporter that costs CPU (as conversion does), so the pacer has work to rest for."""
+class LongRests(Pacer):
+    """A pacer that rests five seconds after every piece of work that is not urgent."""
 
-    def __init__(self, cpu_seconds: float) -> None:
-        super().__init__()
-        self.cpu_seconds = cpu_seconds
-
-    def export(self, spans):
-        until = time.thread_time() + self.cpu_seconds
-        while time.thread_time() < until:
-            pass
-        return super().export(spans)
+    def rest(self, cpu_seconds, *, urgent=False, until=None):
+        if urgent:
+            return
+        if until is None:
+            time.sleep(5.0)
+        else:
+            until.wait(5.0)
 
 
 def test_a_buffer_reaching_its_urgent_mark_ends_the_workers_rest():
-    # Duty cycle 1%: after each 5 ms batch the worker would rest the pacer's longest rest,
-    # 0.5 s, in which this app fills the whole budget; reaching three quarters of it
-    # (300 spans) must wake the worker, which then keeps up at full speed.
-    exporter = Burning(cpu_seconds=0.005)
+    # After its first batch the worker rests 5 s, in which this app (a span every ~2 ms)
+    # would fill the whole budget; reaching three quarters of it (300 spans) must end the
+    # rest, with 100 spans (~200 ms) to spare before anything is dropped.
+    exporter = Collecting()
     processor = BufferedSpanProcessor(
-        exporter, max_buffered_spans=400, batch_size=50, pacer=Pacer(duty_cycle=0.01)
+        exporter, max_buffered_spans=400, batch_size=50, pacer=LongRests()
     )
     tracer = _tracer(processor)
-    for index in range(1500):
+    for index in range(600):
         tracer.start_span(f"s{index}").end()
-        time.sleep(0.0005)
+        time.sleep(0.002)
     assert processor.dropped_spans == 0
     assert processor.force_flush(10_000)
-    assert len(exporter.names) == 1500
+    assert len(exporter.names) == 600
     processor.shutdown()

@@ -119,6 +119,11 @@ class EnvelopeConnection:
             exchange = self._exchange(data, len(requests))
         return exchange
 
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open (kept alive after the last answer)."""
+        return self._sock is not None
+
     def close(self) -> None:
         if self._sock is not None:
             try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import logging
 import random
-import socket
 import threading
 import time
 from collections import Counter
@@ -90,8 +89,9 @@ class EnvelopeSender:
         # starts at one and doubles while everything in it is delivered, up to the depth;
         # any other answer or failure brings it back to one, so a refusing or failing
         # Sentry gets one request per pause, as without pipelining. Until a window of
-        # several has all come back 2xx, any sign that the server does not serve pipelined
-        # requests sets the depth to 1 for good (see _deliver).
+        # several has been delivered, a sign that the server does not serve pipelined
+        # requests (answers stop after the first, a later request refused with a 4xx) sets
+        # the depth to 1 for good (see _deliver).
         self._depth = pipeline_depth
         self._window = 1
         self._pipelining_seen = False
@@ -205,13 +205,19 @@ class EnvelopeSender:
         # two CPU-clock reads (system calls) and one sleep per batch, not per envelope.
         started = time.thread_time()
         start = 0
-        while start < len(entries):
-            window = entries[start : start + self._window]
-            start += len(window)
-            unsettled, wait = self._deliver(window)
-            if unsettled:
-                self._outbox.release([*unsettled, *entries[start:]])
-                return wait
+        try:
+            while start < len(entries):
+                window = entries[start : start + self._window]
+                start += len(window)
+                unsettled, wait = self._deliver(window)
+                if unsettled:
+                    self._outbox.release([*unsettled, *entries[start:]])
+                    return wait
+        except BaseException:
+            # A bug, or the outbox failing (a locked SQLite file): nothing stays leased;
+            # release() passes over what was already acknowledged or dropped.
+            self._outbox.release(entries)
+            raise
         self._pacer.rest(time.thread_time() - started, urgent=self._flush_requested)
         return 0.0
 
@@ -219,39 +225,51 @@ class EnvelopeSender:
         """POST a window of envelopes, pipelined; return those still to send, and when."""
         answers, error = self._post(window)
         now = self._clock()
-        doubted = False
-        if len(window) > 1 and not self._pipelining_seen:
-            answers, doubted = _before_doubt(answers, error)
-        delivered, unsettled, refused = [], [], None
-        for entry, answer in zip(window, answers):
+        stopped = bool(answers) and error is not None  # answers stopped after the first
+        delivered, unsettled, failed = [], [], None
+        refused_late = False
+        for index, (entry, answer) in enumerate(zip(window, answers)):
+            if index and _refused(answer):
+                # A refusal of a later request of a window may be about the pipelining (a
+                # proxy that refuses it), not the envelope: never final here, it goes again
+                # alone, and only a refusal of it sent alone drops it.
+                refused_late = True
+                unsettled.append(entry)
+                continue
             verdict = self._judge(entry, answer, now)
             if verdict == "ok":
                 delivered.append(entry)
             elif verdict != "dropped":
                 unsettled.append(entry)
-                if verdict == "retry" and refused is None:
-                    refused = f"HTTP {answer.status} from {self._where}"
-        unsettled += window[len(answers) :]  # unanswered, or answered but doubted
+                if verdict == "retry" and failed is None:
+                    failed = f"HTTP {answer.status} from {self._where}"
+        unsettled += window[len(answers) :]  # unanswered
         if delivered:
             self._outbox.ack(delivered)
             self._sent.update(entry.category for entry in delivered)
             self._failures = 0
             self._last_success_at = now
-        # Grown (doubled) only by a window delivered whole: see __init__.
-        self._window = 1 if unsettled else min(self._depth, 2 * self._window)
-        if doubted:
+        # Doubled only while everything is delivered on a connection that stays open: a
+        # server that closes after each answer would have the rest of a window sent in vain.
+        grow = not unsettled and self._connection.connected
+        self._window = min(self._depth, 2 * self._window) if grow else 1
+        if self._pipelining_seen or len(window) == 1:
+            pass
+        elif stopped or refused_late:
+            # Before pipelining was seen working, that is a server that does not serve it:
+            # what it did not take goes again, alone, and is no sign of Sentry failing.
             self._window = self._depth = 1
+            error = None
             _logger.info(
                 "%s does not serve pipelined requests; sending one envelope at a time",
                 self._where,
             )
-            return unsettled, 0.0  # what it did not take goes again at once, alone
-        if len(delivered) > 1:
+        elif len(delivered) > 1:
             self._pipelining_seen = True
-        if error is not None:
+        if failed is not None:
+            self._fail(failed)
+        elif error is not None:
             self._fail(f"{type(error).__name__} talking to {self._where}")
-        elif refused is not None:
-            self._fail(refused)
         else:
             # All settled; or the server closed the connection after its last answer (the
             # rest go again at once); or rate limited (the next take skips those categories).
@@ -337,16 +355,6 @@ class EnvelopeSender:
                 self._unreported = +self._unreported
 
 
-def _before_doubt(answers: list[Answer], error: Optional[Exception]) -> tuple[list[Answer], bool]:
-    """A window's answers to act on before pipelining was seen working, and whether the
-    server seems not to serve it.
-
-    Doubtful: a later request of the window refused with a 4xx (it may be our pipelining
-    that the server refuses: that answer and the ones after it are not acted on), answers
-    that stopped after the first, or a server that went silent.
-    """
-    for index in range(1, len(answers)):
-        status = answers[index].status
-        if 400 <= status < 500 and status != 429:
-            return answers[:index], True
-    return answers, error is not None and (bool(answers) or isinstance(error, socket.timeout))
+def _refused(answer: Answer) -> bool:
+    """A 4xx other than a rate limit: Sentry's "never", when the envelope was sent alone."""
+    return 400 <= answer.status < 500 and answer.status != 429

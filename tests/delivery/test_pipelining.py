@@ -60,6 +60,7 @@ class RawSentry:
         self.close_after = close_after  # answer "Connection: close" after this many
         self.kept: Counter[str] = Counter()
         self.reads: list[int] = []
+        self.posted: list[list[str]] = []  # the event ids of each read, in order
         self.connections = 0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -97,6 +98,7 @@ class RawSentry:
                 buffer = b"" if len(answers) < len(requests) else buffer
                 with self._lock:
                     self.reads.append(len(requests))
+                    self.posted.append([_event_id(request) for request in requests])
                 out = []
                 for request, raw in zip(requests, answers):
                     answered += 1
@@ -214,9 +216,10 @@ def test_a_server_closing_after_a_few_answers_loses_nothing_and_keeps_pipelining
     assert sender.stats()["last_error"] is None  # a clean close is no failure
 
 
-def test_a_refusal_in_a_proven_window_is_dropped_as_sentry_meant(start: Callable) -> None:
-    """Once pipelining was seen working, a 400 is Sentry's answer about that envelope."""
-    refuse = {}
+def test_a_late_refusal_goes_again_alone_and_is_dropped_only_then(start: Callable) -> None:
+    """Even once pipelining was seen working (a proxy in between may change its mind), a
+    4xx to a later request of a window is only Sentry's "never" when it was sent alone."""
+    refuse = set()
 
     def refuse_one(requests: list[bytes]) -> list[bytes]:
         return [REFUSED if _event_id(body) in refuse else OK for body in requests]
@@ -224,13 +227,61 @@ def test_a_refusal_in_a_proven_window_is_dropped_as_sentry_meant(start: Callable
     server, sender, outbox = start(refuse_one, pipeline_depth=4)
     first = deliver(sender, outbox, 12)
     bad, *good = transactions(4)
-    refuse[bad.event_id] = True
+    refuse.add(bad.event_id)
     put_all(outbox, sender, [*good[:2], bad, good[2]])
     assert sender.flush(5.0)
-    assert server.kept == Counter(first + [entry.event_id for entry in good])
+    assert server.kept == Counter(first + [entry.event_id for entry in good])  # each once
+    assert [ids for ids in server.posted if bad.event_id in ids][-1] == [bad.event_id]
     stats = sender.stats()
     assert stats["dropped"] == {"send_error:transaction": 1}
     assert stats["pipeline_depth"] == 4
+
+
+def test_a_server_error_in_a_window_that_ends_pipelining_still_backs_off(
+    start: Callable,
+) -> None:
+    failing = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+    windows = []
+
+    def fail_then_refuse_the_rest(requests: list[bytes]) -> list[bytes]:
+        windows.append(len(requests))
+        if len(windows) == 2:  # the first window of two: a 503, and the pipelined one refused
+            return [failing, REFUSED]
+        return [OK] * len(requests)
+
+    server, sender, outbox = start(fail_then_refuse_the_rest, pipeline_depth=8)
+    sent = deliver(sender, outbox, 6)
+    assert windows[:2] == [1, 2]
+    assert server.kept == Counter(sent)
+    stats = sender.stats()
+    assert stats["pipeline_depth"] == 1
+    assert stats["dropped"] == {}
+    assert "HTTP 503" in stats["last_error"]  # it backed off, as for any 5xx
+
+
+def test_a_silent_window_is_a_failure_not_a_verdict_on_pipelining(start: Callable) -> None:
+    """No answer at all (Sentry slow, a network blip) says nothing about pipelining."""
+    silenced = []
+
+    def silent_once(requests: list[bytes]) -> list[bytes]:
+        if len(requests) > 1 and not silenced:
+            silenced.append(len(requests))
+            return []  # read, never answered: the sender times out
+        return [OK] * len(requests)
+
+    server, sender, outbox = start(silent_once, pipeline_depth=8)
+    sent = deliver(sender, outbox, 24)
+    assert silenced == [2]
+    assert server.kept == Counter(sent)
+    assert sender.stats()["pipeline_depth"] == 8
+    assert max(server.reads) == 8  # pipelining went on once it answered again
+
+
+def test_a_server_closing_after_every_answer_gets_no_request_in_vain(start: Callable) -> None:
+    server, sender, outbox = start(close_after=1, pipeline_depth=8)
+    sent = deliver(sender, outbox, 12)
+    assert server.kept == Counter(sent)
+    assert sum(server.reads) == 12  # the window never grows on a connection that closes
 
 
 def test_a_rate_limit_answer_brings_the_window_back_to_one(start: Callable) -> None:
@@ -250,12 +301,14 @@ def test_a_rate_limit_answer_brings_the_window_back_to_one(start: Callable) -> N
     assert server.reads == [1, 2, 4, 8, 8, 8]  # the window has grown to the depth
     later = transactions(16)
     limited_once.add(later[0].event_id)
-    before = len(server.reads)
     put_all(outbox, sender, later)
     assert sender.flush(5.0)
-    # The 429 came in a window of 8 (its 7 others were delivered); then one at a time,
-    # the limited envelope again, growing from there.
-    assert server.reads[before : before + 3] == [8, 1, 2]
+    # The 429 came in a window with others (delivered); the limited envelope then went
+    # again alone: the window was back to one.
+    limited = later[0].event_id
+    tries = [index for index, ids in enumerate(server.posted) if limited in ids]
+    assert len(tries) == 2
+    assert len(server.posted[tries[0]]) > 1 and server.posted[tries[1]] == [limited]
     assert server.kept == Counter(first + [entry.event_id for entry in later])
 
 
