@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from otel_sentry_biz.pacer import Pacer, shared_pacer
+from otel_sentry_biz.spans import compact
 
 _logger = logging.getLogger("otel_sentry_biz.span_buffer")
 
@@ -125,7 +126,8 @@ class BufferedSpanProcessor(SpanProcessor):
                     self._dropped,
                 )
             return
-        buffer.append(span)
+        # Held as a compact copy: the collector walks what is buffered on every full pass.
+        buffer.append(compact(span))
         self._pacer.arrivals += 1
         # Wake the worker once per batch crossing, not per span (Event.set takes a lock),
         # and end its rest when the buffer reaches the urgent mark: a rest (up to 0.5 s)

@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opentelemetry.sdk.trace import Event
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span
+from opentelemetry.sdk.util import BoundedList
 
 _NO_ATTRIBUTES: Mapping[str, Any] = {}
+#: The SDK's own span classes (what ``on_end`` is given, what its tracer makes): a
+#: subclass of someone else's may hold more than a ReadableSpan shows, and is not copied.
+_SDK_SPANS = (ReadableSpan, Span, getattr(sdk_trace, "_Span", Span))
 
 
 def events_of(span: Any) -> Sequence[Event]:
@@ -47,3 +53,50 @@ def attributes_of(span: Any) -> Mapping[str, Any]:
         return inner
     attributes = span.attributes
     return dict(attributes) if attributes else _NO_ATTRIBUTES
+
+
+def compact(span: ReadableSpan) -> ReadableSpan:
+    """A finished span's data in a ``ReadableSpan`` that the garbage collector has little
+    to walk, for holding spans a while (``BufferedSpanProcessor``).
+
+    What the SDK hands to ``on_end`` keeps its bounded containers alive: the attributes'
+    ``BoundedAttributes`` (a dict inside, a lock) and two ``BoundedList`` (a deque each, a
+    lock each), empty as they mostly are. The collector's full passes walk all of them
+    while a tight loop's spans wait; in ``benchmarks/pipeline_overhead.py`` that was most
+    of our collector time. The copy shares what does not change (context, status,
+    resource, scope, the attribute dict the SDK no longer writes to, the events) and keeps
+    a container only where it holds something or counted drops, so every property of a
+    ``ReadableSpan`` reads the same. Anything but the SDK's own span classes is returned as
+    it is, and so is a span with nothing to leave out.
+    """
+    if type(span) not in _SDK_SPANS:
+        return span
+    try:
+        attributes = span._attributes
+        events = span._events
+        links = span._links
+        slim_attributes = type(attributes) is BoundedAttributes and not attributes.dropped
+        if not (slim_attributes or _empty(events) or _empty(links)):
+            return span
+        return ReadableSpan(
+            name=span._name,
+            context=span._context,
+            parent=span._parent,
+            resource=span._resource,
+            attributes=attributes._dict if slim_attributes else attributes,
+            events=() if _empty(events) else events,
+            links=() if _empty(links) else links,
+            kind=span._kind,
+            instrumentation_info=span._instrumentation_info,
+            status=span._status,
+            start_time=span._start_time,
+            end_time=span._end_time,
+            instrumentation_scope=span._instrumentation_scope,
+        )
+    except AttributeError:  # another SDK version's internals: hold the span as it is
+        return span
+
+
+def _empty(bounded: Any) -> bool:
+    """An SDK ``BoundedList`` holding nothing and having dropped nothing."""
+    return type(bounded) is BoundedList and not len(bounded._dq) and not bounded.dropped
