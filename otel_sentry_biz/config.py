@@ -295,7 +295,7 @@ VARIABLES: tuple[Variable, ...] = (
         _positive_int,
         30_000,
         "Finished spans held in memory while waiting to be converted: the span buffer's "
-        "memory budget (a typical span takes about 2.5 KB; from three quarters full the "
+        "memory budget (a typical span takes about 1.2 KB; from three quarters full the "
         "buffer is drained at full speed, beyond it spans are dropped and counted).",
         "use a positive integer such as 30000",
     ),
