@@ -76,7 +76,8 @@ def compact(span: ReadableSpan) -> ReadableSpan:
         events = span._events
         links = span._links
         slim_attributes = type(attributes) is BoundedAttributes and not attributes.dropped
-        if not (slim_attributes or _empty(events) or _empty(links)):
+        no_events, no_links = _empty(events), _empty(links)
+        if not (slim_attributes or no_events or no_links):
             return span
         return ReadableSpan(
             name=span._name,
@@ -84,8 +85,8 @@ def compact(span: ReadableSpan) -> ReadableSpan:
             parent=span._parent,
             resource=span._resource,
             attributes=attributes._dict if slim_attributes else attributes,
-            events=() if _empty(events) else events,
-            links=() if _empty(links) else links,
+            events=() if no_events else events,
+            links=() if no_links else links,
             kind=span._kind,
             instrumentation_info=span._instrumentation_info,
             status=span._status,

@@ -253,9 +253,8 @@ class EnvelopeSender:
         # server that closes after each answer would have the rest of a window sent in vain.
         grow = not unsettled and self._connection.connected
         self._window = min(self._depth, 2 * self._window) if grow else 1
-        if self._pipelining_seen or len(window) == 1:
-            pass
-        elif stopped or refused_late:
+        unproven = len(window) > 1 and not self._pipelining_seen
+        if unproven and (stopped or refused_late):
             # Before pipelining was seen working, that is a server that does not serve it:
             # what it did not take goes again, alone, and is no sign of Sentry failing.
             self._window = self._depth = 1
@@ -264,7 +263,7 @@ class EnvelopeSender:
                 "%s does not serve pipelined requests; sending one envelope at a time",
                 self._where,
             )
-        elif len(delivered) > 1:
+        elif unproven and len(delivered) > 1:
             self._pipelining_seen = True
         if failed is not None:
             self._fail(failed)
